@@ -1,0 +1,159 @@
+//! Loading and saving models: zero-copy decode, external data, atomic writes, provenance helpers.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use crate::error::{IrError, Result};
+use crate::ir::external::{self, ExternalStore};
+use crate::proto::{ModelProto, StringStringEntryProto};
+
+/// An ONNX model and its origin.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub proto: ModelProto,
+    /// File it was loaded from (external data locations are relative to its folder).
+    pub path: Option<PathBuf>,
+    /// sha256 of the bytes it was loaded from, hex.
+    pub source_sha256: Option<String>,
+    pub(crate) store: ExternalStore,
+}
+
+impl Model {
+    pub fn new(proto: ModelProto) -> Self {
+        Model { proto, path: None, source_sha256: None, store: ExternalStore::default() }
+    }
+
+    /// Read and decode `path`. The file buffer is kept alive by the tensors that slice it.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let data = std::fs::read(path).map_err(|source| IrError::Io { path: path.to_path_buf(), source })?;
+        let mut model = Self::from_bytes(Bytes::from(data)).map_err(|e| match e {
+            IrError::Decode { reason, .. } => IrError::Decode { path: path.to_path_buf(), reason },
+            other => other,
+        })?;
+        model.path = Some(path.to_path_buf());
+        model.store = ExternalStore::new(path.parent().map(Path::to_path_buf));
+        external::check_locations(&model.proto, path)?;
+        Ok(model)
+    }
+
+    pub fn from_bytes(data: Bytes) -> Result<Self> {
+        let sha = hex::encode(Sha256::digest(&data));
+        let proto = decode(data).map_err(|reason| IrError::Decode { path: PathBuf::from("<memory>"), reason })?;
+        Ok(Model { proto, path: None, source_sha256: Some(sha), store: ExternalStore::default() })
+    }
+
+    /// Display name for messages: the file path, or `<memory>`.
+    pub fn display_name(&self) -> String {
+        self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<memory>".into())
+    }
+
+    pub fn graph(&self) -> &crate::proto::GraphProto {
+        self.proto.graph.as_ref().expect("Model::load guarantees a graph")
+    }
+
+    pub fn graph_mut(&mut self) -> &mut crate::proto::GraphProto {
+        self.proto.graph.get_or_insert_with(Default::default)
+    }
+
+    /// Version of the default (`ai.onnx`) opset.
+    pub fn opset(&self) -> i64 {
+        self.proto
+            .opset_import
+            .iter()
+            .find(|o| o.domain.as_deref().unwrap_or("").is_empty() || o.domain.as_deref() == Some("ai.onnx"))
+            .and_then(|o| o.version)
+            .unwrap_or(1)
+    }
+
+    /// True when any initializer keeps its bytes in a side file.
+    pub fn has_external_data(&self) -> bool {
+        external::has_external(&self.proto)
+    }
+
+    /// Serialized bytes with every external tensor pulled inline (for ONNX Runtime's in-memory loader).
+    pub fn to_inline_bytes(&self) -> Result<Vec<u8>> {
+        if !self.has_external_data() {
+            return Ok(self.proto.encode_to_vec());
+        }
+        let mut proto = self.proto.clone();
+        self.store.inline_all(&mut proto, &self.display_name())?;
+        Ok(proto.encode_to_vec())
+    }
+
+    /// The raw bytes of an initializer, whether inline or external.
+    pub fn tensor_bytes(&self, t: &crate::proto::TensorProto) -> Result<Option<Bytes>> {
+        self.store.tensor_bytes(t, &self.display_name())
+    }
+
+    /// Write atomically to `path` (temp file + rename). External data is rewritten beside the output as
+    /// `<file>.data` when the model has any, or when `force_external` asks for it.
+    pub fn save(&self, path: impl AsRef<Path>, force_external: bool) -> Result<()> {
+        let path = path.as_ref();
+        if self.has_external_data() || force_external {
+            let data_name = format!("{}.data", path.file_name().and_then(|n| n.to_str()).unwrap_or("model.onnx"));
+            let data_path = path.with_file_name(&data_name);
+            let (proto, blob) = self.store.externalize(&self.proto, &data_name, &self.display_name())?;
+            write_atomic(&data_path, &blob)?;
+            write_atomic(path, &proto.encode_to_vec())
+        } else {
+            write_atomic(path, &self.proto.encode_to_vec())
+        }
+    }
+
+    /// Set (or replace) a `metadata_props` entry.
+    pub fn set_metadata(&mut self, key: &str, value: impl Into<String>) {
+        let value = value.into();
+        if let Some(e) = self.proto.metadata_props.iter_mut().find(|e| e.key.as_deref() == Some(key)) {
+            e.value = Some(value);
+        } else {
+            self.proto.metadata_props.push(StringStringEntryProto { key: Some(key.into()), value: Some(value) });
+        }
+    }
+
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.proto.metadata_props.iter().find(|e| e.key.as_deref() == Some(key)).and_then(|e| e.value.as_deref())
+    }
+}
+
+fn decode(data: Bytes) -> std::result::Result<ModelProto, String> {
+    if data.is_empty() {
+        return Err("file is empty".into());
+    }
+    let proto = ModelProto::decode(data).map_err(|e| format!("protobuf decode failed: {e}"))?;
+    // Random bytes sometimes decode as a protobuf; a model without a graph or IR version is not ONNX.
+    if proto.graph.is_none() {
+        return Err("no graph in the file".into());
+    }
+    if proto.ir_version.unwrap_or(0) <= 0 {
+        return Err("missing ir_version".into());
+    }
+    Ok(proto)
+}
+
+/// sha256 of a file, hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let data = std::fs::read(path).map_err(|source| IrError::Io { path: path.to_path_buf(), source })?;
+    Ok(hex::encode(Sha256::digest(&data)))
+}
+
+/// Write `bytes` to `path` through a temp file in the same folder and a rename, so readers never see half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let io = |source| IrError::Io { path: path.to_path_buf(), source };
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
+}

@@ -1,0 +1,21 @@
+//! Command-line definitions (clap only, no logic). Each subcommand's arguments live beside its implementation
+//! in `commands/<name>.rs`.
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+
+#[derive(Debug, Parser)]
+#[command(name = "ratio", version, about = "Apply and measure N:M conv:ReLU ratios on ONNX CNN checkpoints")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Turn a 1:1 model into an N:M variant by removing (or leaking) ReLUs under a placement policy.
+    Convert(commands::convert::ConvertArgs),
+    /// Op histogram, activation slots, conv:ReLU ratios, parameters and MACs of a model.
+    Inspect(commands::inspect::InspectArgs),
+}

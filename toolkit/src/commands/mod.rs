@@ -1,0 +1,22 @@
+//! One module per subcommand; each exposes `run(args) -> anyhow::Result<ExitCode>`.
+
+pub mod convert;
+pub mod inspect;
+
+/// Print an error chain as `error: top` + `  caused by: …` lines and pick the exit code: a broken pipe is a
+/// clean exit, anything else exits 2.
+pub fn finish(result: anyhow::Result<std::process::ExitCode>) -> std::process::ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+                return std::process::ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            std::process::ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The `ratio` toolkit: ONNX Runtime layer, datasets, training, evaluation, latency and richness analysis, and
+//! the command-line front end. Only this crate links `ort`, `clap` and `indicatif`.
+
+pub mod cli;
+pub mod commands;

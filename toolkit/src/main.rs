@@ -1,0 +1,16 @@
+//! `ratio`: parse, dispatch, and render errors with their causes (uv/ripgrep style).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use toolkit::cli::{Cli, Command};
+use toolkit::commands;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Convert(a) => commands::convert::run(a),
+        Command::Inspect(a) => commands::inspect::run(a),
+    };
+    toolkit::commands::finish(result)
+}
