@@ -9,9 +9,18 @@ pub enum IrError {
     #[error("{path}: not a valid ONNX model ({reason})")]
     Decode { path: PathBuf, reason: String },
     #[error("{path}: external data of tensor '{tensor}': {reason}")]
-    ExternalData { path: PathBuf, tensor: String, reason: String },
+    ExternalData {
+        path: PathBuf,
+        tensor: String,
+        reason: String,
+    },
     #[error("node '{node}' ({op_type}), attribute '{attr}': {reason}")]
-    Attr { node: String, op_type: String, attr: String, reason: String },
+    Attr {
+        node: String,
+        op_type: String,
+        attr: String,
+        reason: String,
+    },
     #[error("tensor '{tensor}': {reason}")]
     Tensor { tensor: String, reason: String },
     #[error("invalid graph: {0}")]

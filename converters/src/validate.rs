@@ -33,7 +33,11 @@ fn check(g: &GraphProto, outer: &HashSet<String>, problems: &mut Vec<String>) {
         }
         for i in n.input.iter().filter(|s| !s.is_empty()) {
             if !defined.contains(i) {
-                problems.push(format!("node '{}' ({}) reads '{i}', which is not produced before it", n.name_or_output(), n.op()));
+                problems.push(format!(
+                    "node '{}' ({}) reads '{i}', which is not produced before it",
+                    n.name_or_output(),
+                    n.op()
+                ));
             }
         }
         for sg in n.subgraphs() {

@@ -50,7 +50,14 @@ fn external_data_save_and_reload_keeps_weights() {
 fn truncated_and_garbage_files_are_errors_not_panics() {
     let dir = tempfile::tempdir().unwrap();
     let original = std::fs::read(shared("models/mnist_cnn.onnx")).unwrap();
-    for (i, bytes) in [original[..original.len() / 2].to_vec(), b"hello, not onnx".to_vec(), vec![]].iter().enumerate() {
+    for (i, bytes) in [
+        original[..original.len() / 2].to_vec(),
+        b"hello, not onnx".to_vec(),
+        vec![],
+    ]
+    .iter()
+    .enumerate()
+    {
         let p = dir.path().join(format!("bad{i}.onnx"));
         std::fs::write(&p, bytes).unwrap();
         let err = Model::load(&p).unwrap_err().to_string();

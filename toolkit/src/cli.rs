@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use crate::commands;
 
 #[derive(Debug, Parser)]
-#[command(name = "ratio", version, about = "Apply and measure N:M conv:ReLU ratios on ONNX CNN checkpoints")]
+#[command(
+    name = "ratio",
+    version,
+    about = "Apply and measure N:M conv:ReLU ratios on ONNX CNN checkpoints"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -44,11 +44,15 @@ impl NodeExt for NodeProto {
     }
 
     fn get_i(&self, name: &str) -> Result<Option<i64>> {
-        self.attr(name).map(|a| a.i.ok_or_else(|| self.attr_error(name, "expected an int"))).transpose()
+        self.attr(name)
+            .map(|a| a.i.ok_or_else(|| self.attr_error(name, "expected an int")))
+            .transpose()
     }
 
     fn get_f(&self, name: &str) -> Result<Option<f32>> {
-        self.attr(name).map(|a| a.f.ok_or_else(|| self.attr_error(name, "expected a float"))).transpose()
+        self.attr(name)
+            .map(|a| a.f.ok_or_else(|| self.attr_error(name, "expected a float")))
+            .transpose()
     }
 
     fn get_ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
@@ -69,14 +73,24 @@ impl NodeExt for NodeProto {
     }
 
     fn get_t(&self, name: &str) -> Result<Option<&TensorProto>> {
-        self.attr(name).map(|a| a.t.as_ref().ok_or_else(|| self.attr_error(name, "expected a tensor"))).transpose()
+        self.attr(name)
+            .map(|a| a.t.as_ref().ok_or_else(|| self.attr_error(name, "expected a tensor")))
+            .transpose()
     }
 
     fn subgraphs(&self) -> Vec<&GraphProto> {
-        self.attribute.iter().flat_map(|a| a.g.iter().chain(a.graphs.iter())).collect()
+        self.attribute
+            .iter()
+            .flat_map(|a| a.g.iter().chain(a.graphs.iter()))
+            .collect()
     }
 
     fn attr_error(&self, attr: &str, reason: impl Into<String>) -> IrError {
-        IrError::Attr { node: self.name_or_output().into(), op_type: self.op().into(), attr: attr.into(), reason: reason.into() }
+        IrError::Attr {
+            node: self.name_or_output().into(),
+            op_type: self.op().into(),
+            attr: attr.into(),
+            reason: reason.into(),
+        }
     }
 }

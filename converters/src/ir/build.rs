@@ -31,7 +31,10 @@ pub enum Attr {
 }
 
 pub fn attr(name: &str, value: Attr) -> AttributeProto {
-    let mut a = AttributeProto { name: Some(name.into()), ..Default::default() };
+    let mut a = AttributeProto {
+        name: Some(name.into()),
+        ..Default::default()
+    };
     let ty = match value {
         Attr::Int(i) => {
             a.i = Some(i);
@@ -100,7 +103,9 @@ pub fn value_info(name: &str, elem: DataType, dims: &[Option<i64>]) -> ValueInfo
 
 /// Static dims of a value info (`None` for symbolic or unknown), when it is a tensor with a shape.
 pub fn value_info_dims(vi: &ValueInfoProto) -> Option<Vec<Option<i64>>> {
-    let Some(type_proto::Value::TensorType(t)) = vi.r#type.as_ref()?.value.as_ref() else { return None };
+    let Some(type_proto::Value::TensorType(t)) = vi.r#type.as_ref()?.value.as_ref() else {
+        return None;
+    };
     let shape = t.shape.as_ref()?;
     Some(
         shape
@@ -115,14 +120,19 @@ pub fn value_info_dims(vi: &ValueInfoProto) -> Option<Vec<Option<i64>>> {
 }
 
 pub fn value_info_elem(vi: &ValueInfoProto) -> Option<i32> {
-    let Some(type_proto::Value::TensorType(t)) = vi.r#type.as_ref()?.value.as_ref() else { return None };
+    let Some(type_proto::Value::TensorType(t)) = vi.r#type.as_ref()?.value.as_ref() else {
+        return None;
+    };
     t.elem_type
 }
 
 pub fn model(graph: GraphProto, producer: &str) -> ModelProto {
     ModelProto {
         ir_version: Some(IR_VERSION),
-        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET) }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(OPSET),
+        }],
         producer_name: Some(producer.into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
         graph: Some(graph),
@@ -139,7 +149,13 @@ pub struct GraphBuilder {
 
 impl GraphBuilder {
     pub fn new(name: &str) -> Self {
-        GraphBuilder { graph: GraphProto { name: Some(name.into()), ..Default::default() }, used: HashSet::new() }
+        GraphBuilder {
+            graph: GraphProto {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            used: HashSet::new(),
+        }
     }
 
     /// Start from an existing graph; its names are reserved.
@@ -180,7 +196,14 @@ impl GraphBuilder {
     }
 
     /// Add a node with several outputs (use "" for absent optional outputs).
-    pub fn op_multi(&mut self, op: &str, base: &str, inputs: &[&str], n_out: usize, attrs: Vec<(&str, Attr)>) -> Vec<String> {
+    pub fn op_multi(
+        &mut self,
+        op: &str,
+        base: &str,
+        inputs: &[&str],
+        n_out: usize,
+        attrs: Vec<(&str, Attr)>,
+    ) -> Vec<String> {
         let outs: Vec<String> = (0..n_out).map(|i| self.fresh(&format!("{base}_o{i}"))).collect();
         let name = self.fresh(&format!("{base}/{op}"));
         let refs: Vec<&str> = outs.iter().map(String::as_str).collect();

@@ -28,9 +28,15 @@ impl Patch {
         let ix = GraphIndex::new(g);
         let mut touched = HashSet::new();
         for &i in self.shunt.iter().chain(self.replace.iter().map(|(i, _)| i)) {
-            let n = g.node.get(i).ok_or_else(|| IrError::Edit(format!("node index {i} out of range")))?;
+            let n = g
+                .node
+                .get(i)
+                .ok_or_else(|| IrError::Edit(format!("node index {i} out of range")))?;
             if !touched.insert(i) {
-                return Err(IrError::Edit(format!("node '{}' edited twice in one patch", n.name_or_output())));
+                return Err(IrError::Edit(format!(
+                    "node '{}' edited twice in one patch",
+                    n.name_or_output()
+                )));
             }
         }
         for &i in &self.shunt {
@@ -45,7 +51,10 @@ impl Patch {
         }
         for (i, new) in &self.replace {
             if new.output != g.node[*i].output {
-                return Err(IrError::Edit(format!("replacement for '{}' changes its outputs", g.node[*i].name_or_output())));
+                return Err(IrError::Edit(format!(
+                    "replacement for '{}' changes its outputs",
+                    g.node[*i].name_or_output()
+                )));
             }
         }
 
@@ -71,7 +80,10 @@ impl Patch {
             let out = &g.node[i].output[0];
             if ix.graph_outputs.contains(out) {
                 let name = format!("{}/kept_output", g.node[i].name_or_output());
-                identities.insert(i, build::node("Identity", &name, &[&resolve(&g.node[i].input[0])], &[out], vec![]));
+                identities.insert(
+                    i,
+                    build::node("Identity", &name, &[&resolve(&g.node[i].input[0])], &[out], vec![]),
+                );
             }
         }
         for (i, new) in self.replace {
@@ -102,7 +114,8 @@ impl Patch {
             }
             g.node.push(n);
         }
-        g.value_info.retain(|vi| !vi.name.as_ref().is_some_and(|n| dropped_values.contains(n)));
+        g.value_info
+            .retain(|vi| !vi.name.as_ref().is_some_and(|n| dropped_values.contains(n)));
         Ok(())
     }
 }

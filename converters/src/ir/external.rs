@@ -22,7 +22,10 @@ pub fn is_external(t: &TensorProto) -> bool {
 }
 
 fn entry<'a>(t: &'a TensorProto, key: &str) -> Option<&'a str> {
-    t.external_data.iter().find(|e| e.key.as_deref() == Some(key)).and_then(|e| e.value.as_deref())
+    t.external_data
+        .iter()
+        .find(|e| e.key.as_deref() == Some(key))
+        .and_then(|e| e.value.as_deref())
 }
 
 pub(crate) fn has_external(m: &ModelProto) -> bool {
@@ -30,13 +33,19 @@ pub(crate) fn has_external(m: &ModelProto) -> bool {
 }
 
 fn all_tensors(g: &GraphProto) -> impl Iterator<Item = &TensorProto> {
-    g.initializer.iter().chain(g.node.iter().flat_map(|n| n.attribute.iter().filter_map(|a| a.t.as_ref())))
+    g.initializer.iter().chain(
+        g.node
+            .iter()
+            .flat_map(|n| n.attribute.iter().filter_map(|a| a.t.as_ref())),
+    )
 }
 
 fn all_tensors_mut(g: &mut GraphProto) -> impl Iterator<Item = &mut TensorProto> {
-    g.initializer
-        .iter_mut()
-        .chain(g.node.iter_mut().flat_map(|n| n.attribute.iter_mut().filter_map(|a| a.t.as_mut())))
+    g.initializer.iter_mut().chain(
+        g.node
+            .iter_mut()
+            .flat_map(|n| n.attribute.iter_mut().filter_map(|a| a.t.as_mut())),
+    )
 }
 
 /// Fail early, naming the file, when a side file is missing: better at load than halfway through a conversion.
@@ -71,7 +80,10 @@ pub(crate) fn check_locations(m: &ModelProto, model_path: &Path) -> Result<()> {
 
 impl ExternalStore {
     pub(crate) fn new(base: Option<PathBuf>) -> Self {
-        ExternalStore { base, files: Default::default() }
+        ExternalStore {
+            base,
+            files: Default::default(),
+        }
     }
 
     fn file(&self, loc: &str, model: &str, tensor: &str) -> Result<Bytes> {
@@ -97,16 +109,27 @@ impl ExternalStore {
             return Ok(t.raw_data.clone());
         }
         let name = t.name.clone().unwrap_or_default();
-        let err = |reason: String| IrError::ExternalData { path: PathBuf::from(model), tensor: name.clone(), reason };
+        let err = |reason: String| IrError::ExternalData {
+            path: PathBuf::from(model),
+            tensor: name.clone(),
+            reason,
+        };
         let loc = entry(t, "location").ok_or_else(|| err("no 'location' entry".into()))?;
         let file = self.file(loc, model, &name)?;
-        let offset: usize = entry(t, "offset").map(str::parse).transpose().map_err(|e| err(format!("bad offset: {e}")))?.unwrap_or(0);
+        let offset: usize = entry(t, "offset")
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| err(format!("bad offset: {e}")))?
+            .unwrap_or(0);
         let length: usize = match entry(t, "length") {
             Some(l) => l.parse().map_err(|e| err(format!("bad length: {e}")))?,
             None => file.len().saturating_sub(offset),
         };
         if offset.checked_add(length).is_none_or(|end| end > file.len()) {
-            return Err(err(format!("offset {offset} + length {length} is past the end of '{loc}' ({} bytes)", file.len())));
+            return Err(err(format!(
+                "offset {offset} + length {length} is past the end of '{loc}' ({} bytes)",
+                file.len()
+            )));
         }
         Ok(Some(file.slice(offset..offset + length)))
     }
@@ -123,14 +146,21 @@ impl ExternalStore {
     }
 
     /// A copy of `proto` whose large initializers point into one new side file `data_name`, and that file's bytes.
-    pub(crate) fn externalize(&self, proto: &ModelProto, data_name: &str, model: &str) -> Result<(ModelProto, Vec<u8>)> {
+    pub(crate) fn externalize(
+        &self,
+        proto: &ModelProto,
+        data_name: &str,
+        model: &str,
+    ) -> Result<(ModelProto, Vec<u8>)> {
         // Small tensors stay inline, as onnx's own saver does (size_threshold = 1024).
         const THRESHOLD: usize = 1024;
         let mut out = proto.clone();
         let mut blob = BytesMut::new();
         if let Some(g) = out.graph.as_mut() {
             for t in all_tensors_mut(g) {
-                let Some(bytes) = self.tensor_bytes(t, model)? else { continue };
+                let Some(bytes) = self.tensor_bytes(t, model)? else {
+                    continue;
+                };
                 if bytes.len() < THRESHOLD && !is_external(t) {
                     continue;
                 }
@@ -141,7 +171,11 @@ impl ExternalStore {
                 blob.extend_from_slice(&bytes);
                 t.raw_data = None;
                 t.data_location = Some(DataLocation::External as i32);
-                t.external_data = vec![kv("location", data_name), kv("offset", &offset.to_string()), kv("length", &bytes.len().to_string())];
+                t.external_data = vec![
+                    kv("location", data_name),
+                    kv("offset", &offset.to_string()),
+                    kv("length", &bytes.len().to_string()),
+                ];
             }
         }
         Ok((out, blob.to_vec()))
@@ -149,5 +183,8 @@ impl ExternalStore {
 }
 
 fn kv(k: &str, v: &str) -> StringStringEntryProto {
-    StringStringEntryProto { key: Some(k.into()), value: Some(v.into()) }
+    StringStringEntryProto {
+        key: Some(k.into()),
+        value: Some(v.into()),
+    }
 }

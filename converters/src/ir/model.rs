@@ -23,15 +23,26 @@ pub struct Model {
 
 impl Model {
     pub fn new(proto: ModelProto) -> Self {
-        Model { proto, path: None, source_sha256: None, store: ExternalStore::default() }
+        Model {
+            proto,
+            path: None,
+            source_sha256: None,
+            store: ExternalStore::default(),
+        }
     }
 
     /// Read and decode `path`. The file buffer is kept alive by the tensors that slice it.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let data = std::fs::read(path).map_err(|source| IrError::Io { path: path.to_path_buf(), source })?;
+        let data = std::fs::read(path).map_err(|source| IrError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut model = Self::from_bytes(Bytes::from(data)).map_err(|e| match e {
-            IrError::Decode { reason, .. } => IrError::Decode { path: path.to_path_buf(), reason },
+            IrError::Decode { reason, .. } => IrError::Decode {
+                path: path.to_path_buf(),
+                reason,
+            },
             other => other,
         })?;
         model.path = Some(path.to_path_buf());
@@ -42,13 +53,24 @@ impl Model {
 
     pub fn from_bytes(data: Bytes) -> Result<Self> {
         let sha = hex::encode(Sha256::digest(&data));
-        let proto = decode(data).map_err(|reason| IrError::Decode { path: PathBuf::from("<memory>"), reason })?;
-        Ok(Model { proto, path: None, source_sha256: Some(sha), store: ExternalStore::default() })
+        let proto = decode(data).map_err(|reason| IrError::Decode {
+            path: PathBuf::from("<memory>"),
+            reason,
+        })?;
+        Ok(Model {
+            proto,
+            path: None,
+            source_sha256: Some(sha),
+            store: ExternalStore::default(),
+        })
     }
 
     /// Display name for messages: the file path, or `<memory>`.
     pub fn display_name(&self) -> String {
-        self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<memory>".into())
+        self.path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<memory>".into())
     }
 
     pub fn graph(&self) -> &crate::proto::GraphProto {
@@ -94,7 +116,10 @@ impl Model {
     pub fn save(&self, path: impl AsRef<Path>, force_external: bool) -> Result<()> {
         let path = path.as_ref();
         if self.has_external_data() || force_external {
-            let data_name = format!("{}.data", path.file_name().and_then(|n| n.to_str()).unwrap_or("model.onnx"));
+            let data_name = format!(
+                "{}.data",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("model.onnx")
+            );
             let data_path = path.with_file_name(&data_name);
             let (proto, blob) = self.store.externalize(&self.proto, &data_name, &self.display_name())?;
             write_atomic(&data_path, &blob)?;
@@ -107,15 +132,27 @@ impl Model {
     /// Set (or replace) a `metadata_props` entry.
     pub fn set_metadata(&mut self, key: &str, value: impl Into<String>) {
         let value = value.into();
-        if let Some(e) = self.proto.metadata_props.iter_mut().find(|e| e.key.as_deref() == Some(key)) {
+        if let Some(e) = self
+            .proto
+            .metadata_props
+            .iter_mut()
+            .find(|e| e.key.as_deref() == Some(key))
+        {
             e.value = Some(value);
         } else {
-            self.proto.metadata_props.push(StringStringEntryProto { key: Some(key.into()), value: Some(value) });
+            self.proto.metadata_props.push(StringStringEntryProto {
+                key: Some(key.into()),
+                value: Some(value),
+            });
         }
     }
 
     pub fn metadata(&self, key: &str) -> Option<&str> {
-        self.proto.metadata_props.iter().find(|e| e.key.as_deref() == Some(key)).and_then(|e| e.value.as_deref())
+        self.proto
+            .metadata_props
+            .iter()
+            .find(|e| e.key.as_deref() == Some(key))
+            .and_then(|e| e.value.as_deref())
     }
 }
 
@@ -136,17 +173,26 @@ fn decode(data: Bytes) -> std::result::Result<ModelProto, String> {
 
 /// sha256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let data = std::fs::read(path).map_err(|source| IrError::Io { path: path.to_path_buf(), source })?;
+    let data = std::fs::read(path).map_err(|source| IrError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(hex::encode(Sha256::digest(&data)))
 }
 
 /// Write `bytes` to `path` through a temp file in the same folder and a rename, so readers never see half a file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let io = |source| IrError::Io { path: path.to_path_buf(), source };
+    let io = |source| IrError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
     f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);

@@ -15,13 +15,19 @@ pub fn numel(dims: &[i64]) -> usize {
 }
 
 fn err(t: &TensorProto, reason: impl Into<String>) -> IrError {
-    IrError::Tensor { tensor: t.name.clone().unwrap_or_default(), reason: reason.into() }
+    IrError::Tensor {
+        tensor: t.name.clone().unwrap_or_default(),
+        reason: reason.into(),
+    }
 }
 
 fn check_len(t: &TensorProto, got: usize, width: usize) -> Result<()> {
     let want = numel(&t.dims) * width;
     if got != want {
-        return Err(err(t, format!("payload has {got} bytes, dims {:?} need {want}", t.dims)));
+        return Err(err(
+            t,
+            format!("payload has {got} bytes, dims {:?} need {want}", t.dims),
+        ));
     }
     Ok(())
 }
@@ -40,19 +46,27 @@ pub fn to_f32(t: &TensorProto, raw: Option<&Bytes>) -> Result<Vec<f32>> {
             }
             DataType::Double => {
                 check_len(t, raw.len(), 8)?;
-                raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
+                raw.chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+                    .collect()
             }
             DataType::Float16 => {
                 check_len(t, raw.len(), 2)?;
-                raw.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+                raw.chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect()
             }
             DataType::Bfloat16 => {
                 check_len(t, raw.len(), 2)?;
-                raw.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+                raw.chunks_exact(2)
+                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect()
             }
             DataType::Int64 => {
                 check_len(t, raw.len(), 8)?;
-                raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
+                raw.chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
+                    .collect()
             }
             DataType::Int32 => {
                 check_len(t, raw.len(), 4)?;
@@ -77,12 +91,23 @@ pub fn to_f32(t: &TensorProto, raw: Option<&Bytes>) -> Result<Vec<f32>> {
             t.int32_data.iter().map(|&x| x as f32).collect()
         }
         // float16/bfloat16 typed storage puts the bit pattern in int32_data.
-        DataType::Float16 => t.int32_data.iter().map(|&x| half::f16::from_bits(x as u16).to_f32()).collect(),
-        DataType::Bfloat16 => t.int32_data.iter().map(|&x| half::bf16::from_bits(x as u16).to_f32()).collect(),
+        DataType::Float16 => t
+            .int32_data
+            .iter()
+            .map(|&x| half::f16::from_bits(x as u16).to_f32())
+            .collect(),
+        DataType::Bfloat16 => t
+            .int32_data
+            .iter()
+            .map(|&x| half::bf16::from_bits(x as u16).to_f32())
+            .collect(),
         other => return Err(err(t, format!("unsupported data type {other:?}"))),
     };
     if v.len() != numel(&t.dims) {
-        return Err(err(t, format!("has {} values, dims {:?} need {}", v.len(), t.dims, numel(&t.dims))));
+        return Err(err(
+            t,
+            format!("has {} values, dims {:?} need {}", v.len(), t.dims, numel(&t.dims)),
+        ));
     }
     Ok(v)
 }
@@ -94,12 +119,18 @@ pub fn to_i64(t: &TensorProto, raw: Option<&Bytes>) -> Result<Vec<i64>> {
     match (dt, raw) {
         (DataType::Int64, Some(raw)) => {
             check_len(t, raw.len(), 8)?;
-            Ok(raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect())
+            Ok(raw
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect())
         }
         (DataType::Int64, None) => Ok(t.int64_data.clone()),
         (DataType::Int32, Some(raw)) => {
             check_len(t, raw.len(), 4)?;
-            Ok(raw.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect())
+            Ok(raw
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect())
         }
         (DataType::Int32, None) => Ok(t.int32_data.iter().map(|&x| x as i64).collect()),
         _ => Ok(to_f32(t, raw)?.into_iter().map(|x| x as i64).collect()),

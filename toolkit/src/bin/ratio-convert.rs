@@ -6,7 +6,11 @@ use clap::Parser;
 use toolkit::commands::convert::{self, ConvertArgs};
 
 #[derive(Debug, Parser)]
-#[command(name = "ratio-convert", version, about = "Turn a 1:1 ONNX model into an N:M conv:ReLU variant")]
+#[command(
+    name = "ratio-convert",
+    version,
+    about = "Turn a 1:1 ONNX model into an N:M conv:ReLU variant"
+)]
 struct Cli {
     #[command(flatten)]
     args: ConvertArgs,

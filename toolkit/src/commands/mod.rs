@@ -9,7 +9,10 @@ pub fn finish(result: anyhow::Result<std::process::ExitCode>) -> std::process::E
     match result {
         Ok(code) => code,
         Err(e) => {
-            if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
                 return std::process::ExitCode::SUCCESS;
             }
             eprintln!("error: {e}");
