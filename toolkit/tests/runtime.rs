@@ -247,7 +247,7 @@ fn optimisation_levels_agree() {
 }
 
 #[test]
-fn profiler_writes_a_json_trace() {
+fn profiler_trace_is_summarized_by_op_and_node() {
     let dir = std::env::temp_dir().join(format!("ratio-prof-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let c = RuntimeConfig {
@@ -261,5 +261,16 @@ fn profiler_writes_a_json_trace() {
     let text = std::fs::read_to_string(&trace).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(v.as_array().is_some_and(|a| a.iter().any(|e| e["cat"] == "Node")));
+    let s = toolkit::runtime::summarize_profile(&trace, 3).unwrap();
+    assert_eq!(s.runs, 1);
+    // mnist_cnn: 3 Conv, 3 MaxPool, 2 Gemm (or fused forms of them), each run once.
+    assert!(
+        s.by_op.iter().any(|o| o.op_type == "Conv" && o.calls == 3),
+        "{:?}",
+        s.by_op
+    );
+    assert_eq!(s.top_nodes.len(), 3);
+    assert!((s.by_op.iter().map(|o| o.fraction).sum::<f64>() - 1.0).abs() < 1e-9);
+    assert!(s.kernel_total_us <= s.run_total_us);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -31,6 +31,8 @@ pub enum RuntimeError {
     },
     #[error("{model}: run failed: {reason}")]
     Run { model: String, reason: String },
+    #[error("{}: cannot read the ONNX Runtime profile: {reason}", path.display())]
+    Profile { path: PathBuf, reason: String },
     #[error("CUDA: {reason}")]
     Cuda { reason: String },
 }
