@@ -1,0 +1,1 @@
+//! Leaky-ReLU ensemble decomposition.
