@@ -1,6 +1,8 @@
-//! Analyses of trained models: representation richness, CKA, spectra, linear probes and the Leaky-ReLU ensemble.
+//! Statistics over measurements: latency, representation richness (CKA, spectra, linear probes, activation
+//! statistics) and the Leaky-ReLU ensemble decomposition.
 
 pub mod cka;
+pub mod latency;
 pub mod leaky;
 pub mod probe;
 pub mod richness;
