@@ -83,6 +83,9 @@ pub fn analyze(
         }
         let batch = truncate(batch?, opts.samples - seen as usize);
         let take = batch.x.shape().first().copied().unwrap_or(0);
+        if take == 0 {
+            continue;
+        }
         for (m, t) in models.iter_mut().zip(&mut times) {
             let start = Instant::now();
             let out = m.run(&batch)?;
@@ -193,6 +196,9 @@ pub fn negative_mass_scores_from_batches(
             break;
         }
         let batch = truncate(batch?, samples - seen as usize);
+        if batch.x.shape().first().is_none_or(|&n| n == 0) {
+            continue;
+        }
         let out = cap.run(&batch)?;
         // Only the pre-activations matter here; skip the covariance work of the full accumulator.
         for acc in &mut cap.accs {
