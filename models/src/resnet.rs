@@ -26,7 +26,10 @@ pub fn resnet_cifar(depth: usize, cfg: &ModelConfig) -> Result<ModelProto> {
     let name = format!("resnet{depth}");
     cfg.check(&name)?;
     if depth < 8 || (depth - 2) % 6 != 0 {
-        return Err(bad_config(&name, format!("depth must be 6n+2 with n >= 1, got {depth}")));
+        return Err(bad_config(
+            &name,
+            format!("depth must be 6n+2 with n >= 1, got {depth}"),
+        ));
     }
     let blocks = (depth - 2) / 6;
     let mut net = Net::new(&name, cfg);

@@ -40,7 +40,10 @@ fn resnet20_counts_match_the_paper_plus_projections() {
     let m = resnet20(&cifar()).unwrap();
     assert_valid("resnet20", &m);
     // He et al. report 0.27M for option A (269,722); projections add 16·32 + 32·64 convs and 2·(32+64) BN.
-    assert_eq!(resnet_cifar_params(3, 10), 269_722 + 16 * 32 + 2 * 32 + 32 * 64 + 2 * 64);
+    assert_eq!(
+        resnet_cifar_params(3, 10),
+        269_722 + 16 * 32 + 2 * 32 + 32 * 64 + 2 * 64
+    );
     assert_eq!(param_count(&m), resnet_cifar_params(3, 10));
     assert_eq!(param_count(&m), 272_474);
     let ops = op_counts(&m);
@@ -60,7 +63,10 @@ fn resnet56_counts() {
     assert_eq!(param_count(&m), resnet_cifar_params(9, 10));
     assert_eq!(param_count(&m), 855_770); // 0.85M in the paper (853,018 with option A) + 2,752
     let ops = op_counts(&m);
-    assert_eq!((ops["Conv"], ops["BatchNormalization"], ops["Relu"], ops["Add"]), (57, 57, 55, 27));
+    assert_eq!(
+        (ops["Conv"], ops["BatchNormalization"], ops["Relu"], ops["Add"]),
+        (57, 57, 55, 27)
+    );
 }
 
 #[test]
@@ -86,7 +92,10 @@ fn resnet_names_read_like_a_torch_export() {
     ] {
         assert!(nodes.contains(n), "missing node {n}");
     }
-    assert!(!nodes.contains("layer1.0.downsample.0"), "stage 1 keeps identity shortcuts");
+    assert!(
+        !nodes.contains("layer1.0.downsample.0"),
+        "stage 1 keeps identity shortcuts"
+    );
     let inits: Vec<&str> = g.initializer.iter().filter_map(|t| t.name.as_deref()).collect();
     for t in [
         "layer1.0.conv1.weight",
@@ -103,13 +112,21 @@ fn resnet_names_read_like_a_torch_export() {
     assert_eq!(g.input.len(), 1);
     assert_eq!(g.input[0].name.as_deref(), Some("input"));
     assert_eq!(g.output[0].name.as_deref(), Some("logits"));
-    assert_eq!(value_info_dims(&g.input[0]).unwrap(), vec![None, Some(3), Some(32), Some(32)]);
+    assert_eq!(
+        value_info_dims(&g.input[0]).unwrap(),
+        vec![None, Some(3), Some(32), Some(32)]
+    );
     assert_eq!(value_info_dims(&g.output[0]).unwrap(), vec![None, Some(10)]);
     assert_eq!(m.ir_version, Some(8));
     assert_eq!(m.opset_import[0].version, Some(17));
     let stride = |name: &str| {
         let n = g.node.iter().find(|n| n.name.as_deref() == Some(name)).unwrap();
-        n.attribute.iter().find(|a| a.name.as_deref() == Some("strides")).unwrap().ints.clone()
+        n.attribute
+            .iter()
+            .find(|a| a.name.as_deref() == Some("strides"))
+            .unwrap()
+            .ints
+            .clone()
     };
     assert_eq!(stride("layer2.0.conv1"), [2, 2]);
     assert_eq!(stride("layer2.1.conv1"), [1, 1]);
@@ -152,15 +169,28 @@ fn conv_weights_follow_kaiming_fan_out() {
     assert!((std - want).abs() / want < 0.01, "std {std} vs {want}");
     assert!(mean.abs() < 0.01 * want, "mean {mean}");
     // Fresh BN is the identity, as torch initialises it.
-    let bn = g.initializer.iter().find(|t| t.name.as_deref() == Some("layer1.0.bn1.running_var")).unwrap();
-    assert!(converters::ir::tensor::to_f32(bn, None).unwrap().iter().all(|&x| x == 1.0));
+    let bn = g
+        .initializer
+        .iter()
+        .find(|t| t.name.as_deref() == Some("layer1.0.bn1.running_var"))
+        .unwrap();
+    assert!(
+        converters::ir::tensor::to_f32(bn, None)
+            .unwrap()
+            .iter()
+            .all(|&x| x == 1.0)
+    );
 }
 
 #[test]
 fn random_bn_stats_are_not_identity() {
     let m = resnet20(&cifar().with_random_bn_stats(true)).unwrap();
     let g = m.graph.as_ref().unwrap();
-    let var = g.initializer.iter().find(|t| t.name.as_deref() == Some("bn1.running_var")).unwrap();
+    let var = g
+        .initializer
+        .iter()
+        .find(|t| t.name.as_deref() == Some("bn1.running_var"))
+        .unwrap();
     let var = converters::ir::tensor::to_f32(var, None).unwrap();
     assert!(var.iter().all(|&v| (0.5..=2.0).contains(&v)) && var.iter().any(|&v| v != 1.0));
 }
@@ -172,11 +202,22 @@ fn vgg_default_chain() {
     let m = vgg(&cfg).unwrap();
     assert_valid("vgg", &m);
     let ops = op_counts(&m);
-    assert_eq!((ops["Conv"], ops["BatchNormalization"], ops["Relu"], ops["MaxPool"]), (4, 4, 4, 3));
+    assert_eq!(
+        (ops["Conv"], ops["BatchNormalization"], ops["Relu"], ops["MaxPool"]),
+        (4, 4, 4, 3)
+    );
     // 3·64·9 + 64·128·9 + 128·256·9 + 256·256·9 convs, 2·(64+128+256+256) BN, 256·10 + 10 head.
     assert_eq!(param_count(&m), 1728 + 73_728 + 294_912 + 589_824 + 1408 + 2570);
     let nodes = node_names(&m);
-    for n in ["features.0", "features.1", "features.2", "features.3", "features.10", "avgpool", "classifier"] {
+    for n in [
+        "features.0",
+        "features.1",
+        "features.2",
+        "features.3",
+        "features.10",
+        "avgpool",
+        "classifier",
+    ] {
         assert!(nodes.contains(n), "missing node {n}");
     }
 }
@@ -194,7 +235,10 @@ fn vgg_layer_list_parses_and_scales() {
     assert_valid("vgg-nobn", &m);
     assert_eq!(count(&m, "BatchNormalization"), 0);
     // width 0.5: 16, 32, 32 channels; convs carry a bias when there is no BN.
-    assert_eq!(param_count(&m), (9 * 16 + 16) + (16 * 32 * 9 + 32) + (32 * 32 * 9 + 32) + (32 * 4 + 4));
+    assert_eq!(
+        param_count(&m),
+        (9 * 16 + 16) + (16 * 32 * 9 + 32) + (32 * 32 * 9 + 32) + (32 * 4 + 4)
+    );
     let err = "64,X,M".parse::<VggLayers>().unwrap_err().to_string();
     assert!(err.contains("'X'") && err.contains("vgg"), "{err}");
     let tiny = VggConfig {
@@ -248,7 +292,11 @@ fn densenet_bc_40() {
     // Pre-activation: every dense-layer conv reads a ReLU output directly.
     let g = m.graph.as_ref().unwrap();
     let ix = converters::ir::GraphIndex::new(g);
-    for n in g.node.iter().filter(|n| n.name.as_deref().unwrap().contains("denselayer")) {
+    for n in g
+        .node
+        .iter()
+        .filter(|n| n.name.as_deref().unwrap().contains("denselayer"))
+    {
         if n.op_type.as_deref() == Some("Conv") {
             let p = ix.producer_node(g, &n.input[0]).unwrap();
             assert_eq!(p.op_type.as_deref(), Some("Relu"), "{:?}", n.name);
@@ -269,7 +317,14 @@ fn plain_cnn_for_digits_and_the_shared_mnist_layout() {
     assert_valid("plain-mnist", &ours);
     let real = converters::Model::load(common::shared("models/mnist_cnn.onnx")).unwrap();
     let shapes = |m: &ModelProto| {
-        let mut s: Vec<Vec<i64>> = m.graph.as_ref().unwrap().initializer.iter().map(|t| t.dims.clone()).collect();
+        let mut s: Vec<Vec<i64>> = m
+            .graph
+            .as_ref()
+            .unwrap()
+            .initializer
+            .iter()
+            .map(|t| t.dims.clone())
+            .collect();
         s.sort();
         s
     };
@@ -286,8 +341,18 @@ fn resnet50_like_has_torchvision_size() {
     assert_valid("resnet50", &m);
     assert_eq!(param_count(&m), 25_557_032); // torchvision.models.resnet50().parameters()
     let ops = op_counts(&m);
-    assert_eq!((ops["Conv"], ops["BatchNormalization"], ops["Relu"], ops["Add"]), (53, 53, 49, 16));
-    let bytes: usize = m.graph.as_ref().unwrap().initializer.iter().map(|t| t.raw_data.as_ref().unwrap().len()).sum();
+    assert_eq!(
+        (ops["Conv"], ops["BatchNormalization"], ops["Relu"], ops["Add"]),
+        (53, 53, 49, 16)
+    );
+    let bytes: usize = m
+        .graph
+        .as_ref()
+        .unwrap()
+        .initializer
+        .iter()
+        .map(|t| t.raw_data.as_ref().unwrap().len())
+        .sum();
     assert!(bytes > 100_000_000, "{bytes} bytes of weights");
     // Timing goes to the bench; here it is only reported.
     eprintln!("resnet50_like(224, 1000) built in {built:?} ({bytes} weight bytes, debug build)");
@@ -305,13 +370,19 @@ fn every_model_computes_logits_of_the_declared_shape() {
         let logits = &out["logits"];
         assert_eq!(logits.dims, [2, 7], "{name}");
         assert!(logits.data.iter().all(|v| v.is_finite()), "{name}");
-        assert!(logits.data[..7] != logits.data[7..], "{name}: both samples give the same logits");
+        assert!(
+            logits.data[..7] != logits.data[7..],
+            "{name}: both samples give the same logits"
+        );
     }
 }
 
 #[test]
 fn registry_names_and_errors() {
-    assert_eq!(names(), ["resnet20", "resnet56", "vgg", "densenet", "plain", "resnet50"]);
+    assert_eq!(
+        names(),
+        ["resnet20", "resnet56", "vgg", "densenet", "plain", "resnet50"]
+    );
     let err = by_name("resnet18", &cifar()).unwrap_err();
     assert!(matches!(err, ModelsError::UnknownModel { .. }));
     assert!(err.to_string().contains("resnet18") && err.to_string().contains("resnet20, resnet56"));
@@ -325,7 +396,9 @@ fn registry_names_and_errors() {
         let err = by_name("vgg", &bad).unwrap_err().to_string();
         assert!(err.contains(what), "{err}");
     }
-    let err = plain_cnn(&PlainConfig::new(ModelConfig::new(1, 3, 10))).unwrap_err().to_string();
+    let err = plain_cnn(&PlainConfig::new(ModelConfig::new(1, 3, 10)))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("plain") && err.contains("at least 4 pixels"), "{err}");
 }
 
@@ -333,8 +406,16 @@ fn registry_names_and_errors() {
 fn width_multiplier_scales_channels() {
     let m = resnet20(&cifar().with_width(2.0)).unwrap();
     let g = m.graph.as_ref().unwrap();
-    let fc = g.initializer.iter().find(|t| t.name.as_deref() == Some("fc.weight")).unwrap();
+    let fc = g
+        .initializer
+        .iter()
+        .find(|t| t.name.as_deref() == Some("fc.weight"))
+        .unwrap();
     assert_eq!(fc.dims, [10, 128]);
-    let stem = g.initializer.iter().find(|t| t.name.as_deref() == Some("conv1.weight")).unwrap();
+    let stem = g
+        .initializer
+        .iter()
+        .find(|t| t.name.as_deref() == Some("conv1.weight"))
+        .unwrap();
     assert_eq!(stem.dims, [32, 3, 3, 3]);
 }

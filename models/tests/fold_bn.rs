@@ -9,8 +9,8 @@ use converters::proto::ModelProto;
 use converters::proto::tensor_proto::DataLocation;
 use models::stats::param_count;
 use models::{
-    DenseNetConfig, ModelConfig, ModelsError, PlainConfig, VggConfig, densenet_bc, fold_bn, fold_bn_report,
-    patterns, plain_cnn, resnet20, vgg,
+    DenseNetConfig, ModelConfig, ModelsError, PlainConfig, VggConfig, densenet_bc, fold_bn, fold_bn_report, patterns,
+    plain_cnn, resnet20, vgg,
 };
 
 /// Logits of `kept` and `folded` on the same seeded batch agree to float rounding. The bound is relative to the
@@ -24,7 +24,10 @@ fn assert_same_function(what: &str, kept: &ModelProto, folded: &ModelProto, c: u
         let vb = &b[name];
         let diff = max_abs_diff(va, vb);
         let scale = max_abs(va).max(1.0);
-        assert!(diff <= 1e-4 * scale, "{what}: output {name} differs by {diff} (scale {scale})");
+        assert!(
+            diff <= 1e-4 * scale,
+            "{what}: output {name} differs by {diff} (scale {scale})"
+        );
     }
 }
 
@@ -35,18 +38,31 @@ fn resnet20_folds_every_bn_and_keeps_its_function() {
     let (folded, pairs) = fold_bn_report(&kept).unwrap();
     assert_valid("resnet20 folded", &folded);
     assert_eq!(pairs.len(), 21);
-    assert!(pairs.iter().any(|p| p.conv == "layer2.0.downsample.0" && p.bn == "layer2.0.downsample.1"));
+    assert!(
+        pairs
+            .iter()
+            .any(|p| p.conv == "layer2.0.downsample.0" && p.bn == "layer2.0.downsample.1")
+    );
     assert_eq!(count(&folded, "BatchNormalization"), 0);
     assert_eq!(count(&folded, "Conv"), 21);
     let g = folded.graph.as_ref().unwrap();
     for conv in g.node.iter().filter(|n| n.op() == "Conv") {
-        assert_eq!(conv.input.len(), 3, "{} has no bias after folding", conv.name_or_output());
+        assert_eq!(
+            conv.input.len(),
+            3,
+            "{} has no bias after folding",
+            conv.name_or_output()
+        );
     }
     // BN outputs keep their names, so downstream nodes are untouched.
     let c1 = g.node.iter().find(|n| n.name_or_output() == "layer1.0.conv1").unwrap();
     assert_eq!(c1.output[0], "layer1.0.bn1");
     assert_eq!(c1.input[1], "layer1.0.conv1.weight");
-    assert!(!g.initializer.iter().any(|t| t.name.as_deref().unwrap().contains("running_")));
+    assert!(
+        !g.initializer
+            .iter()
+            .any(|t| t.name.as_deref().unwrap().contains("running_"))
+    );
     // Per folded pair γ,β (2C) become one bias (C): 21 pairs over 16·7 + 32·7 + 64·7 channels.
     assert_eq!(param_count(&kept) - param_count(&folded), 16 * 7 + 32 * 7 + 64 * 7);
     assert_eq!(folded.metadata_props.last().unwrap().value.as_deref(), Some("21"));
@@ -55,7 +71,10 @@ fn resnet20_folds_every_bn_and_keeps_its_function() {
 
 #[test]
 fn vgg_and_plain_fold_and_agree() {
-    let base = ModelConfig::new(3, 8, 5).with_seed(9).with_random_bn_stats(true).with_width(0.25);
+    let base = ModelConfig::new(3, 8, 5)
+        .with_seed(9)
+        .with_random_bn_stats(true)
+        .with_width(0.25);
     let kept = vgg(&VggConfig::new(base)).unwrap();
     let folded = fold_bn(&kept).unwrap();
     assert_eq!(count(&folded, "BatchNormalization"), 0);
@@ -81,7 +100,10 @@ fn densenet_folds_only_bn_that_directly_follows_a_private_conv() {
     // output the concat also reads; transitions and norm5 read a Concat.
     assert_eq!(pairs.len(), 4);
     assert!(pairs.iter().all(|p| p.bn.ends_with(".norm2")), "{pairs:?}");
-    assert_eq!(count(&folded, "BatchNormalization"), count(&kept, "BatchNormalization") - 4);
+    assert_eq!(
+        count(&folded, "BatchNormalization"),
+        count(&kept, "BatchNormalization") - 4
+    );
     assert_same_function("densenet", &kept, &folded, 3, 8);
 }
 
@@ -125,7 +147,14 @@ fn training_mode_bn_is_not_folded() {
     bn.attribute.push(attr("training_mode", Attr::Int(1)));
     let (folded, pairs) = fold_bn_report(&m).unwrap();
     assert_eq!(pairs.len(), 20);
-    assert!(folded.graph.unwrap().node.iter().any(|n| n.name.as_deref() == Some("bn1")));
+    assert!(
+        folded
+            .graph
+            .unwrap()
+            .node
+            .iter()
+            .any(|n| n.name.as_deref() == Some("bn1"))
+    );
 }
 
 #[test]
@@ -133,9 +162,14 @@ fn shared_weight_gets_a_new_name_and_the_other_user_keeps_the_original() {
     let mut m = resnet20(&ModelConfig::new(3, 8, 10).with_random_bn_stats(true)).unwrap();
     let g = m.graph.as_mut().unwrap();
     // layer1.0.conv2 now also reads layer1.0.conv1's weight (both 16→16 3×3).
-    let c2 = g.node.iter_mut().find(|n| n.name.as_deref() == Some("layer1.0.conv2")).unwrap();
+    let c2 = g
+        .node
+        .iter_mut()
+        .find(|n| n.name.as_deref() == Some("layer1.0.conv2"))
+        .unwrap();
     c2.input[1] = "layer1.0.conv1.weight".into();
-    g.initializer.retain(|t| t.name.as_deref() != Some("layer1.0.conv2.weight"));
+    g.initializer
+        .retain(|t| t.name.as_deref() != Some("layer1.0.conv2.weight"));
     let folded = fold_bn(&m).unwrap();
     assert_valid("shared weight", &folded);
     let g = folded.graph.as_ref().unwrap();
@@ -143,7 +177,11 @@ fn shared_weight_gets_a_new_name_and_the_other_user_keeps_the_original() {
     assert_eq!(w("layer1.0.conv1"), "layer1.0.conv1.weight_folded");
     assert_eq!(w("layer1.0.conv2"), "layer1.0.conv2.weight_folded");
     // Nothing reads the original any more, so it is gone.
-    assert!(!g.initializer.iter().any(|t| t.name.as_deref() == Some("layer1.0.conv1.weight")));
+    assert!(
+        !g.initializer
+            .iter()
+            .any(|t| t.name.as_deref() == Some("layer1.0.conv1.weight"))
+    );
     assert_same_function("shared weight", &m, &folded, 3, 8);
 }
 
@@ -151,11 +189,18 @@ fn shared_weight_gets_a_new_name_and_the_other_user_keeps_the_original() {
 fn external_data_is_a_clear_error() {
     let mut m = resnet20(&ModelConfig::new(3, 8, 10)).unwrap();
     let g = m.graph.as_mut().unwrap();
-    let t = g.initializer.iter_mut().find(|t| t.name.as_deref() == Some("bn1.weight")).unwrap();
+    let t = g
+        .initializer
+        .iter_mut()
+        .find(|t| t.name.as_deref() == Some("bn1.weight"))
+        .unwrap();
     t.data_location = Some(DataLocation::External as i32);
     t.raw_data = None;
     let err = fold_bn(&m).unwrap_err();
     assert!(matches!(err, ModelsError::Fold { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("'bn1'") && msg.contains("bn1.weight") && msg.contains("external"), "{msg}");
+    assert!(
+        msg.contains("'bn1'") && msg.contains("bn1.weight") && msg.contains("external"),
+        "{msg}"
+    );
 }

@@ -18,11 +18,19 @@ fn fixture(name: &str) -> ModelProto {
 /// Run on a batch of 2 and check every declared output's shape (batch dim `N` = 2).
 fn run(name: &str, m: &ModelProto) -> std::collections::HashMap<String, common::T> {
     let g = m.graph.as_ref().unwrap();
-    let dims: Vec<usize> = value_info_dims(&g.input[0]).unwrap().iter().map(|d| d.unwrap_or(2) as usize).collect();
-    let out = reference::run(m, &[("input", batch(dims[0], dims[1], dims[2], 11))])
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let dims: Vec<usize> = value_info_dims(&g.input[0])
+        .unwrap()
+        .iter()
+        .map(|d| d.unwrap_or(2) as usize)
+        .collect();
+    let out =
+        reference::run(m, &[("input", batch(dims[0], dims[1], dims[2], 11))]).unwrap_or_else(|e| panic!("{name}: {e}"));
     for o in &g.output {
-        let want: Vec<usize> = value_info_dims(o).unwrap().iter().map(|d| d.unwrap_or(2) as usize).collect();
+        let want: Vec<usize> = value_info_dims(o)
+            .unwrap()
+            .iter()
+            .map(|d| d.unwrap_or(2) as usize)
+            .collect();
         let got = &out[o.name.as_deref().unwrap()];
         assert_eq!(got.dims, want, "{name}: output {:?}", o.name);
         assert!(got.data.iter().all(|v| v.is_finite()), "{name}");
@@ -31,7 +39,11 @@ fn run(name: &str, m: &ModelProto) -> std::collections::HashMap<String, common::
 }
 
 /// (fixture, activation op, [(activation node, layers that feed it)])
-type Expect = (&'static str, &'static str, &'static [(&'static str, &'static [&'static str])]);
+type Expect = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static [&'static str])],
+);
 
 const EXPECT: &[Expect] = &[
     (
@@ -103,7 +115,11 @@ const EXPECT: &[Expect] = &[
         "PRelu",
         &[("block1.act", &["block1.conv"]), ("block2.act", &["block2.conv"])],
     ),
-    ("if_reads_outer_relu", "Relu", &[("relu1", &["conv1"]), ("relu2", &["conv2"])]),
+    (
+        "if_reads_outer_relu",
+        "Relu",
+        &[("relu1", &["conv1"]), ("relu2", &["conv2"])],
+    ),
     (
         "relu_feeds_graph_output",
         "Relu",
@@ -131,7 +147,13 @@ fn documented_slots_hold() {
         let m = fixture(name);
         assert_eq!(count(&m, op), slots.len(), "{name}: {op} count");
         for (act, feeders) in *slots {
-            let node = m.graph.as_ref().unwrap().node.iter().find(|n| n.name_or_output() == *act);
+            let node = m
+                .graph
+                .as_ref()
+                .unwrap()
+                .node
+                .iter()
+                .find(|n| n.name_or_output() == *act);
             assert_eq!(node.map(|n| n.op()), Some(*op), "{name}: {act}");
             assert_eq!(feeding_layers(&m, act), *feeders, "{name}: layers feeding {act}");
         }
@@ -140,7 +162,12 @@ fn documented_slots_hold() {
 
 #[test]
 fn activation_free_and_non_relu_fixtures_hold_no_relu() {
-    for name in ["mobilenet_v2_inverted_residual", "silu_net", "leaky_relu_net", "prelu_net"] {
+    for name in [
+        "mobilenet_v2_inverted_residual",
+        "silu_net",
+        "leaky_relu_net",
+        "prelu_net",
+    ] {
         assert_eq!(count(&fixture(name), "Relu"), 0, "{name}");
     }
     let silu = fixture("silu_net");
@@ -164,7 +191,11 @@ fn mobilenet_clip_bounds_are_scalar_initializers_0_and_6() {
         assert_eq!((bound(1), bound(2)), (0.0, 6.0), "{}", clip.name_or_output());
     }
     assert_eq!(count(&m, "Add"), 1);
-    let dw = g.node.iter().find(|n| n.name_or_output() == "features.1.conv.1.0").unwrap();
+    let dw = g
+        .node
+        .iter()
+        .find(|n| n.name_or_output() == "features.1.conv.1.0")
+        .unwrap();
     assert_eq!(dw.get_i("group").unwrap(), Some(96));
 }
 
@@ -203,7 +234,10 @@ fn if_branches_read_the_outer_relu() {
     let m = fixture("if_reads_outer_relu");
     let g = m.graph.as_ref().unwrap();
     let iff = g.node.iter().find(|n| n.op() == "If").unwrap();
-    assert!(!iff.input.contains(&"relu1".to_string()), "relu1 must be read only from inside the branches");
+    assert!(
+        !iff.input.contains(&"relu1".to_string()),
+        "relu1 must be read only from inside the branches"
+    );
     assert_eq!(iff.subgraphs().len(), 2);
     assert_eq!(outer_refs(iff), ["relu1", "relu1"]);
     let ix = GraphIndex::new(g);

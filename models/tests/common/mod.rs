@@ -35,7 +35,13 @@ pub fn count(m: &ModelProto, op: &str) -> usize {
 }
 
 pub fn node_names(m: &ModelProto) -> HashSet<String> {
-    m.graph.as_ref().unwrap().node.iter().map(|n| n.name_or_output().to_string()).collect()
+    m.graph
+        .as_ref()
+        .unwrap()
+        .node
+        .iter()
+        .map(|n| n.name_or_output().to_string())
+        .collect()
 }
 
 pub fn assert_valid(what: &str, m: &ModelProto) {
@@ -49,7 +55,11 @@ pub fn assert_valid(what: &str, m: &ModelProto) {
 pub fn feeding_layers(m: &ModelProto, act: &str) -> Vec<String> {
     let g = m.graph.as_ref().unwrap();
     let ix = GraphIndex::new(g);
-    let node = g.node.iter().find(|n| n.name_or_output() == act).unwrap_or_else(|| panic!("no node {act}"));
+    let node = g
+        .node
+        .iter()
+        .find(|n| n.name_or_output() == act)
+        .unwrap_or_else(|| panic!("no node {act}"));
     let mut found = Vec::new();
     let mut stack = vec![node.input[0].clone()];
     let mut seen = HashSet::new();
@@ -71,7 +81,11 @@ pub fn feeding_layers(m: &ModelProto, act: &str) -> Vec<String> {
 
 pub fn max_abs_diff(a: &T, b: &T) -> f32 {
     assert_eq!(a.dims, b.dims);
-    a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 pub fn max_abs(a: &T) -> f32 {

@@ -17,7 +17,10 @@ pub struct T {
 impl T {
     pub fn new(dims: &[usize], data: Vec<f32>) -> T {
         assert_eq!(dims.iter().product::<usize>(), data.len(), "dims {dims:?}");
-        T { dims: dims.to_vec(), data }
+        T {
+            dims: dims.to_vec(),
+            data,
+        }
     }
     fn scalar(v: f32) -> T {
         T::new(&[], vec![v])
@@ -68,7 +71,11 @@ fn float(n: &NodeProto, name: &str, default: f32) -> f32 {
 
 fn eval(n: &NodeProto, env: &Env) -> Result<Vec<T>, String> {
     let input = |i: usize| -> Result<&T, String> {
-        let name = n.input.get(i).filter(|s| !s.is_empty()).ok_or(format!("missing input {i}"))?;
+        let name = n
+            .input
+            .get(i)
+            .filter(|s| !s.is_empty())
+            .ok_or(format!("missing input {i}"))?;
         env.get(name).ok_or(format!("value {name} not computed"))
     };
     let opt = |i: usize| n.input.get(i).filter(|s| !s.is_empty()).and_then(|s| env.get(s));
@@ -144,7 +151,13 @@ fn eval(n: &NodeProto, env: &Env) -> Result<Vec<T>, String> {
             let known: i64 = dims.iter().filter(|&&d| d != -1).product();
             let dims: Vec<usize> = dims
                 .iter()
-                .map(|&d| if d == -1 { x.data.len() / known as usize } else { d as usize })
+                .map(|&d| {
+                    if d == -1 {
+                        x.data.len() / known as usize
+                    } else {
+                        d as usize
+                    }
+                })
                 .collect();
             if dims.iter().product::<usize>() != x.data.len() {
                 return Err(format!("cannot reshape {:?} to {dims:?}", x.dims));
@@ -174,7 +187,11 @@ fn eval(n: &NodeProto, env: &Env) -> Result<Vec<T>, String> {
             T::new(&dims, x.data.clone())
         }
         "If" => {
-            let branch = if input(0)?.data[0] != 0.0 { "then_branch" } else { "else_branch" };
+            let branch = if input(0)?.data[0] != 0.0 {
+                "then_branch"
+            } else {
+                "else_branch"
+            };
             let g = n.attr(branch).and_then(|a| a.g.as_ref()).ok_or("If without branch")?;
             let mut inner = env.clone();
             run_graph(g, &mut inner)?;
@@ -233,7 +250,10 @@ fn conv(n: &NodeProto, x: &T, w: &T, b: Option<&T>) -> Result<T, String> {
     let (nb, c, h, wd) = (x.dims[0], x.dims[1], x.dims[2], x.dims[3]);
     let (co, cig, kh, kw) = (w.dims[0], w.dims[1], w.dims[2], w.dims[3]);
     if cig * g != c {
-        return Err(format!("weight {:?} does not fit {c} input channels in {g} groups", w.dims));
+        return Err(format!(
+            "weight {:?} does not fit {c} input channels in {g} groups",
+            w.dims
+        ));
     }
     let ho = (h as i64 + p[0] + p[2] - kh as i64) / s[0] + 1;
     let wo = (wd as i64 + p[1] + p[3] - kw as i64) / s[1] + 1;
@@ -328,7 +348,13 @@ fn gemm(n: &NodeProto, a: &T, b: &T, c: Option<&T>) -> Result<T, String> {
                 let bv = if tb { b.data[j * k + l] } else { b.data[l * nn + j] };
                 acc += a.data[i * k + l] as f64 * bv as f64;
             }
-            let cv = c.map(|c| if c.data.len() == nn { c.data[j] } else { c.data[i * nn + j] });
+            let cv = c.map(|c| {
+                if c.data.len() == nn {
+                    c.data[j]
+                } else {
+                    c.data[i * nn + j]
+                }
+            });
             y[i * nn + j] = alpha * acc as f32 + beta * cv.unwrap_or(0.0);
         }
     }
@@ -368,7 +394,10 @@ fn split(n: &NodeProto, x: &T, sizes: &T) -> Result<Vec<T>, String> {
         start += sz;
     }
     if start != x.dims[ax] {
-        return Err(format!("split sizes {:?} do not cover axis of {}", sizes.data, x.dims[ax]));
+        return Err(format!(
+            "split sizes {:?} do not cover axis of {}",
+            sizes.data, x.dims[ax]
+        ));
     }
     Ok(outs)
 }
