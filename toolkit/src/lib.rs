@@ -1,5 +1,8 @@
 //! The `ratio` toolkit: ONNX Runtime layer, datasets, training, evaluation, latency and richness analysis, and
 //! the command-line front end. Only this crate links `ort`, `clap` and `indicatif`.
 
+pub mod analysis;
 pub mod cli;
 pub mod commands;
+pub mod provenance;
+pub mod runtime;

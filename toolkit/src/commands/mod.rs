@@ -23,3 +23,18 @@ pub fn finish(result: anyhow::Result<std::process::ExitCode>) -> std::process::E
         }
     }
 }
+
+/// 1234567 → "1.23M": counts for humans.
+pub fn human(x: f64) -> String {
+    let (v, unit) = match x.abs() {
+        a if a >= 1e9 => (x / 1e9, "G"),
+        a if a >= 1e6 => (x / 1e6, "M"),
+        a if a >= 1e3 => (x / 1e3, "k"),
+        _ => (x, ""),
+    };
+    if unit.is_empty() {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}{unit}")
+    }
+}
