@@ -2,4 +2,6 @@
 //! the command-line front end. Only this crate links `ort`, `clap` and `indicatif`.
 
 pub mod cli;
+pub mod analysis;
 pub mod commands;
+pub mod data;

@@ -1,0 +1,4 @@
+//! Analyses behind the measuring commands.
+
+pub mod accuracy;
+pub mod stats;
