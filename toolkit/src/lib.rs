@@ -1,7 +1,10 @@
 //! The `ratio` toolkit: ONNX Runtime layer, datasets, training, evaluation, latency and richness analysis, and
 //! the command-line front end. Only this crate links `ort`, `clap` and `indicatif`.
 
-pub mod cli;
 pub mod analysis;
+pub mod checks;
+pub mod cli;
 pub mod commands;
 pub mod data;
+pub mod provenance;
+pub mod runtime;

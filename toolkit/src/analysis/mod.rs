@@ -1,4 +1,5 @@
-//! Analyses behind the measuring commands.
+//! Statistics over measurements: latency, accuracy (top-k, confusion) and the paired tests between models.
 
 pub mod accuracy;
+pub mod latency;
 pub mod stats;
