@@ -1,1 +1,3 @@
-//! placeholder
+//! Versioned records of every measuring command and their rendering.
+
+pub mod schema;

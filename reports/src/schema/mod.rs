@@ -1,0 +1,3 @@
+//! One module per record kind; each record carries a `schema` tag with its version.
+
+pub mod eval;
