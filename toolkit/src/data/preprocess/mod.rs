@@ -54,6 +54,10 @@ pub enum DType {
 /// The operations, without a name: two presets with equal pipelines have equal fingerprints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pipeline {
+    /// Convert RGB to one luminance channel first (Pillow's `convert("L")`), for grayscale models fed from
+    /// image folders, which decode to RGB.
+    #[serde(default)]
+    pub grayscale: bool,
     #[serde(default)]
     pub resize: Option<Resize>,
     /// Centre crop `[height, width]`.
@@ -72,7 +76,7 @@ pub struct Pipeline {
     pub dtype: DType,
 }
 
-const PRESET_KEYS: [&str; 9] = ["name", "resize", "crop", "scale", "mean", "std", "channel_order", "layout", "dtype"];
+const PRESET_KEYS: [&str; 10] = ["name", "grayscale", "resize", "crop", "scale", "mean", "std", "channel_order", "layout", "dtype"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preset {
@@ -165,6 +169,7 @@ impl Preset {
     /// `(H, W, C)` of the output for an input of `(h, w, c)`, or why it cannot be produced.
     pub fn output_hwc(&self, [h, w, c]: [usize; 3]) -> Result<[usize; 3], PreprocessError> {
         let p = &self.pipeline;
+        let c = if p.grayscale { 1 } else { c };
         let (mut h, mut w) = (h, w);
         if let Some(r) = p.resize {
             (h, w) = resized_size(h, w, r.to);
@@ -219,6 +224,13 @@ impl Preset {
     pub fn apply_into(&self, img: &Image, out: &mut [f32]) -> Result<[usize; 3], PreprocessError> {
         let p = &self.pipeline;
         let [oh, ow, c] = self.output_hwc([img.height, img.width, img.channels])?;
+        let gray;
+        let img = if p.grayscale && img.channels != 1 {
+            gray = to_luminance(img);
+            &gray
+        } else {
+            img
+        };
         let dims = [img.height, img.width, c];
         // Resize on the source type so u8 images follow Pillow's 8-bit rounding.
         let (rh, rw) = p.resize.map_or((img.height, img.width), |r| resized_size(img.height, img.width, r.to));
@@ -260,6 +272,31 @@ impl Preset {
         let mut out = vec![0f32; h * w * c];
         self.apply_into(img, &mut out)?;
         Ok((out, [h, w, c]))
+    }
+}
+
+/// Pillow's RGB → L: `(R·19595 + G·38470 + B·7471 + 0x8000) >> 16` on 8-bit data (ITU-R 601-2 luma); the same
+/// weights in floating point for f32 images. Channels past the third (alpha) are ignored.
+fn to_luminance(img: &Image) -> Image {
+    let c = img.channels;
+    match &img.pixels {
+        Pixels::U8(v) => Image::u8(
+            img.height,
+            img.width,
+            1,
+            v.chunks_exact(c)
+                .map(|p| {
+                    let (r, g, b) = (u32::from(p[0]), u32::from(p[1 % c]), u32::from(p[2 % c]));
+                    ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) as u8
+                })
+                .collect(),
+        ),
+        Pixels::F32(v) => Image::f32(
+            img.height,
+            img.width,
+            1,
+            v.chunks_exact(c).map(|p| p[0] * 0.299 + p[1 % c] * 0.587 + p[2 % c] * 0.114).collect(),
+        ),
     }
 }
 

@@ -16,6 +16,7 @@ fn plain(name: &str, scale: f32, mean: Vec<f32>, std: Vec<f32>) -> Preset {
     Preset {
         name: name.into(),
         pipeline: Pipeline {
+            grayscale: false,
             resize: None,
             crop: None,
             scale,

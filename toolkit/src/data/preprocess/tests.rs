@@ -170,3 +170,17 @@ fn fit_check_names_the_mismatch() {
     let e = t.check_fits("input", &[1, 3, 224, 224], [480, 640, 1]).unwrap_err().to_string();
     assert!(e.contains("channels 3"), "{e}");
 }
+
+#[test]
+fn grayscale_matches_pillow_luma() {
+    let mut p = Preset::load("mnist").unwrap();
+    p.pipeline.scale = 1.0;
+    p.pipeline.mean = vec![0.0];
+    // Pillow: Image.new("RGB", (1, 1), (200, 100, 50)).convert("L").getpixel((0, 0)) == 124
+    // ((200·19595 + 100·38470 + 50·7471 + 32768) >> 16 = 124); a gray pixel keeps its value.
+    p.pipeline.std = vec![1.0];
+    p.pipeline.grayscale = true;
+    let (v, dims) = p.apply(&Image::u8(1, 2, 3, vec![200, 100, 50, 77, 77, 77])).unwrap();
+    assert_eq!(dims, [1, 2, 1]);
+    assert_eq!(v, vec![124.0, 77.0]);
+}
