@@ -7,11 +7,19 @@ use std::process::{Command, Output};
 use toolkit::data::{OpenOptions, Split, open};
 
 fn ratio_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ratio")).args(args).current_dir(dir).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_ratio"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -34,10 +42,16 @@ fn digits_fetch_is_verified_idempotent_and_repairs_damage() {
     std::fs::write(&file, b"0,1\n").unwrap();
     let o = ratio_in(cwd.path(), &["data", "fetch", "digits"]);
     assert!(text(&o).contains("fetched and verified"), "{}", text(&o));
-    assert_eq!(open(file.to_str().unwrap(), &OpenOptions::default()).unwrap().len(), 1797);
+    assert_eq!(
+        open(file.to_str().unwrap(), &OpenOptions::default()).unwrap().len(),
+        1797
+    );
 
     // `--data digits` resolves to the fetched set from the same folder.
-    let o = ratio_in(cwd.path(), &["eval", "/no/model.onnx", "--data", "digits", "--preset", "digits"]);
+    let o = ratio_in(
+        cwd.path(),
+        &["eval", "/no/model.onnx", "--data", "digits", "--preset", "digits"],
+    );
     assert!(text(&o).contains("/no/model.onnx"), "{}", text(&o));
     assert!(!text(&o).contains("ratio data fetch"), "{}", text(&o));
 }
@@ -46,7 +60,10 @@ fn digits_fetch_is_verified_idempotent_and_repairs_damage() {
 fn fashion_mnist_fetch_from_debian() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("fm");
-    let o = ratio_in(dir.path(), &["data", "fetch", "fashion-mnist", "--dir", target.to_str().unwrap()]);
+    let o = ratio_in(
+        dir.path(),
+        &["data", "fetch", "fashion-mnist", "--dir", target.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let train = open(
         target.to_str().unwrap(),
@@ -68,7 +85,10 @@ fn fashion_mnist_fetch_from_debian() {
 fn mnist_fetch_from_the_malformed_sdist() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("m");
-    let o = ratio_in(dir.path(), &["data", "fetch", "mnist", "--dir", target.to_str().unwrap()]);
+    let o = ratio_in(
+        dir.path(),
+        &["data", "fetch", "mnist", "--dir", target.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let ds = open(target.to_str().unwrap(), &OpenOptions::default()).unwrap();
     assert_eq!((ds.len(), ds.label(0)), (10_000, 7));
@@ -85,7 +105,10 @@ fn missing_python_is_named() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let t = text(&o);
-    assert!(t.contains("downloading the scikit-learn wheel") && t.contains("/nonexistent/python3"), "{t}");
+    assert!(
+        t.contains("downloading the scikit-learn wheel") && t.contains("/nonexistent/python3"),
+        "{t}"
+    );
     assert!(t.contains("could not start"), "{t}");
     // Nothing half-written is left.
     assert!(!dir.path().join(".data/digits/digits.csv.gz").exists());

@@ -44,7 +44,10 @@ fn real_mnist_test_split() {
     }
     assert_eq!(counts, [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
     let s = ds.sample(0).unwrap();
-    assert_eq!((s.image.height, s.image.width, s.image.channels, s.label), (28, 28, 1, 7));
+    assert_eq!(
+        (s.image.height, s.image.width, s.image.channels, s.label),
+        (28, 28, 1, 7)
+    );
     let train = open(
         shared("data/mnist").to_str().unwrap(),
         &OpenOptions {
@@ -87,7 +90,10 @@ fn idx_pair_from_written_files_and_gzip() {
     // A label file of the wrong length is named in the error.
     std::fs::write(dir.path().join("t10k-labels-idx1-ubyte.gz"), encode_idx(&[2], &[0, 1])).unwrap();
     let e = open_path(dir.path(), None).err().unwrap().to_string();
-    assert!(e.contains("t10k-labels-idx1-ubyte.gz") && e.contains("must be [3]"), "{e}");
+    assert!(
+        e.contains("t10k-labels-idx1-ubyte.gz") && e.contains("must be [3]"),
+        "{e}"
+    );
 }
 
 /// A CIFAR record: label byte(s) then R, G, B planes of 32×32.
@@ -108,10 +114,16 @@ fn cifar10_and_cifar100_batches() {
     let names = "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n";
     std::fs::write(dir.path().join("batches.meta.txt"), names).unwrap();
     let ds = open_path(dir.path(), None).unwrap();
-    assert_eq!((ds.len(), ds.num_classes(), ds.identity().format.as_str()), (2, 10, "cifar10"));
+    assert_eq!(
+        (ds.len(), ds.num_classes(), ds.identity().format.as_str()),
+        (2, 10, "cifar10")
+    );
     assert_eq!(ds.class_names()[3], "cat");
     let s = ds.sample(0).unwrap();
-    assert_eq!((s.image.height, s.image.width, s.image.channels, s.label), (32, 32, 3, 3));
+    assert_eq!(
+        (s.image.height, s.image.width, s.image.channels, s.label),
+        (32, 32, 3, 3)
+    );
     // Planar records become interleaved HWC pixels.
     assert_eq!(&u8_pixels(ds.as_ref(), 1)[..6], &[1, 2, 3, 1, 2, 3]);
 
@@ -172,7 +184,11 @@ fn npy_folder_and_npz_archive() {
     let dir = tempfile::tempdir().unwrap();
     // Two 2×2 RGB images in NCHW, f32.
     let x: Vec<f32> = (0..24).map(|v| v as f32).collect();
-    std::fs::write(dir.path().join("x.npy"), encode_npy(&[2, 3, 2, 2], &NpyData::F32(x.clone()))).unwrap();
+    std::fs::write(
+        dir.path().join("x.npy"),
+        encode_npy(&[2, 3, 2, 2], &NpyData::F32(x.clone())),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("y.npy"), encode_npy(&[2], &NpyData::I64(vec![1, 0]))).unwrap();
     let ds = open_path(dir.path(), None).unwrap();
     assert_eq!((ds.len(), ds.label(0)), (2, 1));

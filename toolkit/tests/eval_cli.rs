@@ -49,7 +49,18 @@ fn assert_fails(o: &Output, needles: &[&str]) {
 #[test]
 fn json_record_for_two_models_on_the_same_samples() {
     let m = mnist_model();
-    let o = ratio(&["eval", &m, &m, "--data", &mnist_data(), "--preset", "mnist", "--limit", "300", "--json"]);
+    let o = ratio(&[
+        "eval",
+        &m,
+        &m,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "mnist",
+        "--limit",
+        "300",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r: EvalRecord = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r.schema, EVAL_SCHEMA);
@@ -58,7 +69,10 @@ fn json_record_for_two_models_on_the_same_samples() {
     assert_eq!(r.models[0].top1, r.models[1].top1);
     let c = &r.comparisons[0];
     // Same model twice: full agreement, no discordant pairs, a zero-width interval.
-    assert_eq!((c.agreement, c.baseline_only_correct, c.model_only_correct), (1.0, 0, 0));
+    assert_eq!(
+        (c.agreement, c.baseline_only_correct, c.model_only_correct),
+        (1.0, 0, 0)
+    );
     assert_eq!((c.mcnemar_p, c.top1_diff, c.ci_low, c.ci_high), (1.0, 0.0, 0.0, 0.0));
     assert_eq!(r.preset.fingerprint.len(), 64);
     assert_eq!(r.provenance.ort_version, "1.31.1");
@@ -68,7 +82,17 @@ fn json_record_for_two_models_on_the_same_samples() {
 #[test]
 fn csv_and_table_outputs() {
     let m = mnist_model();
-    let o = ratio(&["eval", &m, "--data", &mnist_data(), "--preset", "mnist", "--limit", "100", "--csv"]);
+    let o = ratio(&[
+        "eval",
+        &m,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "mnist",
+        "--limit",
+        "100",
+        "--csv",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8(o.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -76,15 +100,39 @@ fn csv_and_table_outputs() {
     // Header, one "all" row, ten classes.
     assert_eq!(lines.len(), 12);
     assert!(lines[1].contains(",all,all,100,"), "{}", lines[1]);
-    let o = ratio(&["eval", &m, "--data", &mnist_data(), "--preset", "mnist", "--limit", "100", "--confusion"]);
+    let o = ratio(&[
+        "eval",
+        &m,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "mnist",
+        "--limit",
+        "100",
+        "--confusion",
+    ]);
     let text = String::from_utf8(o.stdout).unwrap();
-    assert!(text.contains("top-1") && text.contains("fingerprint") && text.contains("confusion"), "{text}");
+    assert!(
+        text.contains("top-1") && text.contains("fingerprint") && text.contains("confusion"),
+        "{text}"
+    );
 }
 
 #[test]
 fn min_top1_sets_exit_status_one() {
     let m = mnist_model();
-    let o = ratio(&["eval", &m, "--data", &mnist_data(), "--preset", "mnist", "--limit", "50", "--min-top1", "1.01"]);
+    let o = ratio(&[
+        "eval",
+        &m,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "mnist",
+        "--limit",
+        "50",
+        "--min-top1",
+        "1.01",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
 }
 
@@ -102,26 +150,70 @@ fn nonexistent_data_and_model() {
 #[test]
 fn preset_that_does_not_fit_the_model() {
     let m = mnist_model();
-    let o = ratio(&["eval", &m, "--data", &mnist_data(), "--preset", "imagenet-tf", "--limit", "10"]);
+    let o = ratio(&[
+        "eval",
+        &m,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "imagenet-tf",
+        "--limit",
+        "10",
+    ]);
     assert_fails(&o, &["imagenet-tf", "does not fit", "height 28", "gives 224"]);
     let eff = shared("models/efficientnet_lite0.onnx").display().to_string();
-    let o = ratio(&["eval", &eff, "--data", &mnist_data(), "--preset", "mnist", "--limit", "10"]);
+    let o = ratio(&[
+        "eval",
+        &eff,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "mnist",
+        "--limit",
+        "10",
+    ]);
     assert_fails(&o, &["channels 3", "gives 1"]);
 }
 
 #[test]
 fn wrong_input_dtype() {
     let m = mnist_model();
-    let o = ratio(&["eval", &m, "--data", &mnist_data(), "--preset", "mnist", "--dtype", "f16", "--limit", "10"]);
+    let o = ratio(&[
+        "eval",
+        &m,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "mnist",
+        "--dtype",
+        "f16",
+        "--limit",
+        "10",
+    ]);
     assert_fails(&o, &["input 'input' is f32", "preset produces f16"]);
 }
 
 #[test]
 fn labels_outside_the_model_classes() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("x.npy"), encode_npy(&[3, 28, 28], &NpyData::U8(vec![0; 3 * 784]))).unwrap();
-    std::fs::write(dir.path().join("y.npy"), encode_npy(&[3], &NpyData::I64(vec![1, 12, 3]))).unwrap();
-    let o = ratio(&["eval", &mnist_model(), "--data", dir.path().to_str().unwrap(), "--preset", "mnist"]);
+    std::fs::write(
+        dir.path().join("x.npy"),
+        encode_npy(&[3, 28, 28], &NpyData::U8(vec![0; 3 * 784])),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("y.npy"),
+        encode_npy(&[3], &NpyData::I64(vec![1, 12, 3])),
+    )
+    .unwrap();
+    let o = ratio(&[
+        "eval",
+        &mnist_model(),
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--preset",
+        "mnist",
+    ]);
     assert_fails(&o, &["sample 1 has label 12", "outside the 10 classes"]);
 }
 
@@ -134,9 +226,12 @@ fn mnist_png_folder(n: usize) -> tempfile::TempDir {
     }
     for i in 0..n {
         let s = ds.sample(i).unwrap();
-        let toolkit::data::Pixels::U8(px) = s.image.pixels else { panic!() };
+        let toolkit::data::Pixels::U8(px) = s.image.pixels else {
+            panic!()
+        };
         let img = image::GrayImage::from_raw(28, 28, px).unwrap();
-        img.save(dir.path().join(s.label.to_string()).join(format!("{i:05}.png"))).unwrap();
+        img.save(dir.path().join(s.label.to_string()).join(format!("{i:05}.png")))
+            .unwrap();
     }
     std::fs::write(dir.path().join("3").join("99999.png"), b"\x89PNG\r\n\x1a\n truncated").unwrap();
     dir
@@ -149,13 +244,34 @@ fn image_folder_matches_idx_and_corrupt_images_skip_or_fail() {
     let m = mnist_model();
     let o = ratio(&["eval", &m, "--data", d, "--preset", "mnist", "--grayscale"]);
     assert_fails(&o, &["99999.png", "corrupt image"]);
-    let o = ratio(&["eval", &m, "--data", d, "--preset", "mnist", "--grayscale", "--on-corrupt", "skip", "--json"]);
+    let o = ratio(&[
+        "eval",
+        &m,
+        "--data",
+        d,
+        "--preset",
+        "mnist",
+        "--grayscale",
+        "--on-corrupt",
+        "skip",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let folder: EvalRecord = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!((folder.data.evaluated, folder.data.skipped_corrupt), (200, 1));
     assert!(folder.data.skipped_examples[0].contains("99999.png"));
     // Gray PNGs decode to RGB and back to the same gray values, so the folder scores exactly as the IDX images.
-    let o = ratio(&["eval", &m, "--data", &mnist_data(), "--preset", "mnist", "--limit", "200", "--json"]);
+    let o = ratio(&[
+        "eval",
+        &m,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "mnist",
+        "--limit",
+        "200",
+        "--json",
+    ]);
     let idx: EvalRecord = serde_json::from_slice(&o.stdout).unwrap();
     let correct = |r: &EvalRecord| r.models[0].per_class.iter().map(|c| c.correct).sum::<u64>();
     assert_eq!(correct(&folder), correct(&idx));
@@ -175,7 +291,15 @@ fn ragged_images_without_resize() {
     std::fs::create_dir(dir.path().join("a")).unwrap();
     image::GrayImage::new(28, 28).save(dir.path().join("a/1.png")).unwrap();
     image::GrayImage::new(30, 28).save(dir.path().join("a/2.png")).unwrap();
-    let o = ratio(&["eval", &mnist_model(), "--data", dir.path().to_str().unwrap(), "--preset", "mnist", "--grayscale"]);
+    let o = ratio(&[
+        "eval",
+        &mnist_model(),
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--preset",
+        "mnist",
+        "--grayscale",
+    ]);
     assert_fails(&o, &["image 1 is [28, 30, 1]", "add a resize/crop"]);
 }
 
@@ -186,6 +310,13 @@ fn corrupt_idx_file() {
     imgs.truncate(100);
     std::fs::write(dir.path().join("t10k-images-idx3-ubyte"), imgs).unwrap();
     std::fs::write(dir.path().join("t10k-labels-idx1-ubyte"), encode_idx(&[2], &[0, 1])).unwrap();
-    let o = ratio(&["eval", &mnist_model(), "--data", dir.path().to_str().unwrap(), "--preset", "mnist"]);
+    let o = ratio(&[
+        "eval",
+        &mnist_model(),
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--preset",
+        "mnist",
+    ]);
     assert_fails(&o, &["t10k-images-idx3-ubyte", "not an IDX file"]);
 }

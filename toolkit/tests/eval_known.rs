@@ -36,7 +36,8 @@ fn cfg(limit: Option<usize>) -> EvalConfig {
 
 #[test]
 fn mnist_cnn_scores_99_06_on_the_mnist_test_set() {
-    let ds: Arc<dyn Dataset> = Arc::from(open(shared("data/mnist").to_str().unwrap(), &OpenOptions::default()).unwrap());
+    let ds: Arc<dyn Dataset> =
+        Arc::from(open(shared("data/mnist").to_str().unwrap(), &OpenOptions::default()).unwrap());
     let runner = Runner::from_path(&shared("models/mnist_cnn.onnx"), &RuntimeConfig::cpu().with_threads(1)).unwrap();
     let preset = Preset::load("mnist").unwrap();
     let r = evaluate(vec![runner], ds, &preset, &cfg(None), Some(1)).unwrap();
@@ -47,7 +48,10 @@ fn mnist_cnn_scores_99_06_on_the_mnist_test_set() {
     assert_eq!(correct, 9906, "top-1 {}", m.top1);
     let counts: Vec<u64> = m.per_class.iter().map(|c| c.count).collect();
     assert_eq!(counts, vec![980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
-    assert_eq!(m.sha256.as_deref(), Some("0faaecc40ad7d87a9aae98c636c6686fdd7af3c887849216c5c3e39886199150"));
+    assert_eq!(
+        m.sha256.as_deref(),
+        Some("0faaecc40ad7d87a9aae98c636c6686fdd7af3c887849216c5c3e39886199150")
+    );
     assert_eq!(r.preset.fingerprint, preset.fingerprint());
     assert_eq!(r.provenance.ort_version, "1.31.1");
     assert_eq!(r.data.count, 10_000);
@@ -60,7 +64,11 @@ fn efficientnet_probs(photo: &str) -> Vec<f32> {
     let img = decode_rgb(&shared(&format!("data/photos/{photo}"))).unwrap();
     let (x, dims) = preset.apply(&img).unwrap();
     assert_eq!(dims, [224, 224, 3]);
-    let mut r = Runner::from_path(&shared("models/efficientnet_lite0.onnx"), &RuntimeConfig::cpu().with_threads(1)).unwrap();
+    let mut r = Runner::from_path(
+        &shared("models/efficientnet_lite0.onnx"),
+        &RuntimeConfig::cpu().with_threads(1),
+    )
+    .unwrap();
     let view = ArrayViewD::from_shape(IxDyn(&[1, 3, 224, 224]), &x).unwrap();
     let out = r.run(&[("input", Feed::F32(view))]).unwrap();
     let logits: Vec<f32> = out.get("logits").unwrap().iter().copied().collect();

@@ -72,11 +72,18 @@ impl AccuracyAccumulator {
             let pred = row
                 .iter()
                 .enumerate()
-                .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) })
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) },
+                )
                 .0;
             // Rank of the label in a stable descending sort: ties go to the lower index.
             let x = row[label];
-            let rank = row.iter().enumerate().filter(|&(j, &v)| v > x || (v == x && j < label)).count();
+            let rank = row
+                .iter()
+                .enumerate()
+                .filter(|&(j, &v)| v > x || (v == x && j < label))
+                .count();
             self.top_k_hits += u64::from(rank < self.top_k);
             self.loss_sum += if is_probability_row(row) {
                 -f64::from(x.max(f32::MIN_POSITIVE)).ln()

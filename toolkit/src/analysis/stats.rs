@@ -92,8 +92,16 @@ pub struct BootstrapCi {
 pub fn bootstrap_diff(first: &[bool], second: &[bool], resamples: usize, level: f64, seed: u64) -> BootstrapCi {
     let n = first.len().min(second.len());
     // Only the per-sample difference matters: −1, 0 or +1.
-    let d: Vec<i8> = first.iter().zip(second).map(|(&a, &b)| i8::from(b) - i8::from(a)).collect();
-    let diff = if n == 0 { f64::NAN } else { d.iter().map(|&x| f64::from(x)).sum::<f64>() / n as f64 };
+    let d: Vec<i8> = first
+        .iter()
+        .zip(second)
+        .map(|(&a, &b)| i8::from(b) - i8::from(a))
+        .collect();
+    let diff = if n == 0 {
+        f64::NAN
+    } else {
+        d.iter().map(|&x| f64::from(x)).sum::<f64>() / n as f64
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut reps: Vec<f64> = (0..resamples)
         .map(|_| {
@@ -120,7 +128,12 @@ mod tests {
     fn pairs(both: usize, only_first: usize, only_second: usize, neither: usize) -> (Vec<bool>, Vec<bool>) {
         let mut a = Vec::new();
         let mut b = Vec::new();
-        for (n, x, y) in [(both, true, true), (only_first, true, false), (only_second, false, true), (neither, false, false)] {
+        for (n, x, y) in [
+            (both, true, true),
+            (only_first, true, false),
+            (only_second, false, true),
+            (neither, false, false),
+        ] {
             a.extend(std::iter::repeat_n(x, n));
             b.extend(std::iter::repeat_n(y, n));
         }

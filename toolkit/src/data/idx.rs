@@ -39,7 +39,10 @@ pub fn parse_idx(path: &Path, bytes: &[u8]) -> Result<IdxArray, DataError> {
         return Err(bad("the first two bytes must be zero".into()));
     }
     if bytes[2] != 0x08 {
-        return Err(bad(format!("element type 0x{:02x} is not supported (only 0x08, u8)", bytes[2])));
+        return Err(bad(format!(
+            "element type 0x{:02x} is not supported (only 0x08, u8)",
+            bytes[2]
+        )));
     }
     let ndim = bytes[3] as usize;
     let header = 4 + 4 * ndim;
@@ -92,7 +95,11 @@ impl IdxDataset {
         if lab.dims != [n] {
             return Err(DataError::format(
                 labels,
-                format!("label file must be [{n}] to match {}, found {:?}", images.display(), lab.dims),
+                format!(
+                    "label file must be [{n}] to match {}, found {:?}",
+                    images.display(),
+                    lab.dims
+                ),
             ));
         }
         let max = lab.data.iter().copied().max().unwrap_or(0) as usize;
@@ -100,7 +107,10 @@ impl IdxDataset {
         // compression (Debian recompressed Fashion-MNIST's .gz files).
         let mut h = Sha256::new();
         for (p, b) in [(images, &img_bytes), (labels, &lab_bytes)] {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             h.update(format!("{name} {}\n", sha256_bytes(b)));
         }
         let identity = DataIdentity {
@@ -148,7 +158,10 @@ fn find_member(dir: &Path, prefix: &str, kind: &str) -> Result<PathBuf, DataErro
     // Prefer the uncompressed file when both are present.
     hits.sort_by_key(|p| p.extension().is_some_and(|e| e == "gz"));
     hits.into_iter().next().ok_or_else(|| {
-        DataError::format(dir, format!("no IDX file named {prefix}-{kind}* (expected e.g. {prefix}-{kind}-idx…-ubyte[.gz])"))
+        DataError::format(
+            dir,
+            format!("no IDX file named {prefix}-{kind}* (expected e.g. {prefix}-{kind}-idx…-ubyte[.gz])"),
+        )
     })
 }
 
@@ -203,7 +216,10 @@ mod tests {
         assert_eq!(a.dims, vec![2, 2, 3]);
         assert_eq!(a.data[11], 12);
         let e = parse_idx(Path::new("x.idx"), &bytes[..bytes.len() - 1]).unwrap_err();
-        assert!(e.to_string().contains("x.idx") && e.to_string().contains("need 12 bytes"), "{e}");
+        assert!(
+            e.to_string().contains("x.idx") && e.to_string().contains("need 12 bytes"),
+            "{e}"
+        );
         let e = parse_idx(Path::new("x.idx"), b"PNG\x00").unwrap_err();
         assert!(e.to_string().contains("first two bytes"), "{e}");
     }

@@ -57,7 +57,12 @@ impl LoaderConfig {
 }
 
 /// Decode and preprocess the samples at `indices` into one batch.
-pub fn load_batch(ds: &dyn Dataset, preset: &Preset, indices: &[usize], on_corrupt: OnCorrupt) -> Result<Batch, LoadError> {
+pub fn load_batch(
+    ds: &dyn Dataset,
+    preset: &Preset,
+    indices: &[usize],
+    on_corrupt: OnCorrupt,
+) -> Result<Batch, LoadError> {
     let items: Vec<Result<Option<(Vec<f32>, [usize; 3], i64)>, (usize, LoadError)>> = indices
         .par_iter()
         .map(|&i| match ds.sample(i) {

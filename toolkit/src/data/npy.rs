@@ -33,7 +33,10 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<NpyArray, DataError> {
     }
     let (hlen, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
         v => return Err(bad(format!("format version {v} is unknown"))),
     };
     let header = bytes
@@ -43,7 +46,9 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<NpyArray, DataError> {
     let descr = dict_value(header, "descr").ok_or_else(|| bad(format!("no 'descr' in header {header}")))?;
     let descr = quoted(descr).ok_or_else(|| bad(format!("'descr' is not a quoted string in {header}")))?;
     if dict_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
-        return Err(bad("Fortran order is not supported (save with np.ascontiguousarray)".into()));
+        return Err(bad(
+            "Fortran order is not supported (save with np.ascontiguousarray)".into()
+        ));
     }
     let shape_txt = dict_value(header, "shape").ok_or_else(|| bad(format!("no 'shape' in header {header}")))?;
     let shape: Vec<usize> = shape_txt
@@ -54,7 +59,10 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<NpyArray, DataError> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| bad(format!("shape {shape_txt} is not a tuple of integers"))))
+        .map(|s| {
+            s.parse()
+                .map_err(|_| bad(format!("shape {shape_txt} is not a tuple of integers")))
+        })
         .collect::<Result<_, _>>()?;
     let n: usize = shape.iter().product();
     let body = &bytes[start + hlen..];
@@ -62,13 +70,21 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<NpyArray, DataError> {
         if body.len() == n * size {
             Ok(())
         } else {
-            Err(bad(format!("shape {shape:?} of {descr} needs {} bytes, found {}", n * size, body.len())))
+            Err(bad(format!(
+                "shape {shape:?} of {descr} needs {} bytes, found {}",
+                n * size,
+                body.len()
+            )))
         }
     };
     let data = match descr {
         "<f4" => {
             need(4)?;
-            NpyData::F32(body.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            NpyData::F32(
+                body.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            )
         }
         "|u1" | "<u1" => {
             need(1)?;
@@ -76,7 +92,11 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<NpyArray, DataError> {
         }
         "<i4" => {
             need(4)?;
-            NpyData::I32(body.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            NpyData::I32(
+                body.chunks_exact(4)
+                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            )
         }
         "<i8" => {
             need(8)?;
@@ -86,14 +106,20 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<NpyArray, DataError> {
                     .collect(),
             )
         }
-        other => return Err(bad(format!("dtype '{other}' is not supported (f32 '<f4', u8 '|u1', i32, i64)"))),
+        other => {
+            return Err(bad(format!(
+                "dtype '{other}' is not supported (f32 '<f4', u8 '|u1', i32, i64)"
+            )));
+        }
     };
     Ok(NpyArray { shape, data })
 }
 
 /// The text after `'key':` in a header dict, up to the end of the header.
 fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
-    let at = header.find(&format!("'{key}'")).or_else(|| header.find(&format!("\"{key}\"")))?;
+    let at = header
+        .find(&format!("'{key}'"))
+        .or_else(|| header.find(&format!("\"{key}\"")))?;
     let rest = &header[at + key.len() + 2..];
     Some(rest.trim_start().strip_prefix(':')?.trim_start())
 }
@@ -114,7 +140,11 @@ pub fn encode_npy(shape: &[usize], data: &NpyData) -> Vec<u8> {
         NpyData::I64(v) => ("<i8", v.iter().flat_map(|x| x.to_le_bytes()).collect()),
     };
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let tuple = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let tuple = if shape.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
     // Pad so the data starts on a 64-byte boundary, newline-terminated, as NumPy does.
     while (10 + header.len() + 1) % 64 != 0 {
@@ -138,7 +168,8 @@ pub struct NpyDataset {
 }
 
 fn find_key<'a>(names: &'a [String], keys: &[&str]) -> Option<&'a String> {
-    keys.iter().find_map(|k| names.iter().find(|n| n.trim_end_matches(".npy") == *k))
+    keys.iter()
+        .find_map(|k| names.iter().find(|n| n.trim_end_matches(".npy") == *k))
 }
 
 impl NpyDataset {
@@ -147,17 +178,26 @@ impl NpyDataset {
         let bytes = std::fs::read(path).map_err(DataError::io(path))?;
         let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&bytes[..]))
             .map_err(|e| DataError::format(path, format!("not a readable .npz (zip) archive: {e}")))?;
-        let names: Vec<String> = zip.file_names().filter_map(|n| n.ok().map(|n| n.into_owned())).collect();
+        let names: Vec<String> = zip
+            .file_names()
+            .filter_map(|n| n.ok().map(|n| n.into_owned()))
+            .collect();
         let pick = |keys: &[&str]| {
             find_key(&names, keys).cloned().ok_or_else(|| {
-                DataError::format(path, format!("no array named {} (archive holds {names:?})", keys.join("/")))
+                DataError::format(
+                    path,
+                    format!("no array named {} (archive holds {names:?})", keys.join("/")),
+                )
             })
         };
         let (xk, yk) = (pick(&IMAGE_KEYS)?, pick(&LABEL_KEYS)?);
         let mut read = |k: &str| -> Result<NpyArray, DataError> {
-            let mut f = zip.by_name(k).map_err(|e| DataError::format(path, format!("{k}: {e}")))?;
+            let mut f = zip
+                .by_name(k)
+                .map_err(|e| DataError::format(path, format!("{k}: {e}")))?;
             let mut buf = Vec::new();
-            f.read_to_end(&mut buf).map_err(|e| DataError::format(path, format!("{k}: {e}")))?;
+            f.read_to_end(&mut buf)
+                .map_err(|e| DataError::format(path, format!("{k}: {e}")))?;
             parse_npy(&path.join(k), &buf)
         };
         let (x, y) = (read(&xk)?, read(&yk)?);
@@ -172,12 +212,16 @@ impl NpyDataset {
             .filter(|n| n.ends_with(".npy"))
             .collect();
         let pick = |keys: &[&str]| -> Result<PathBuf, DataError> {
-            find_key(&names, keys).map(|n| dir.join(n)).ok_or_else(|| {
-                DataError::format(dir, format!("no {}.npy here (found {names:?})", keys.join(".npy/")))
-            })
+            find_key(&names, keys)
+                .map(|n| dir.join(n))
+                .ok_or_else(|| DataError::format(dir, format!("no {}.npy here (found {names:?})", keys.join(".npy/"))))
         };
         let (xp, yp) = (pick(&IMAGE_KEYS)?, pick(&LABEL_KEYS)?);
-        let read = |p: &Path| std::fs::read(p).map_err(DataError::io(p)).and_then(|b| parse_npy(p, &b));
+        let read = |p: &Path| {
+            std::fs::read(p)
+                .map_err(DataError::io(p))
+                .and_then(|b| parse_npy(p, &b))
+        };
         let (x, y) = (read(&xp)?, read(&yp)?);
         let sha = sha256_files(&[&xp, &yp])?;
         Self::from_arrays(dir, x, y, sha)
@@ -208,7 +252,10 @@ impl NpyDataset {
             }
         };
         if y.shape != [n] {
-            return Err(DataError::format(path, format!("labels must be [{n}] to match the images, found {:?}", y.shape)));
+            return Err(DataError::format(
+                path,
+                format!("labels must be [{n}] to match the images, found {:?}", y.shape),
+            ));
         }
         if let Some(l) = labels.iter().find(|&&l| l < 0) {
             return Err(DataError::format(path, format!("negative label {l}")));
@@ -320,7 +367,9 @@ mod tests {
     #[test]
     fn npy_rejects_fortran_and_short_data() {
         let mut b = encode_npy(&[2, 2], &NpyData::U8(vec![1, 2, 3, 4]));
-        let e = parse_npy(Path::new("s.npy"), &b[..b.len() - 1]).unwrap_err().to_string();
+        let e = parse_npy(Path::new("s.npy"), &b[..b.len() - 1])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("s.npy") && e.contains("needs 4 bytes, found 3"), "{e}");
         let at = b.windows(5).position(|w| w == b"False").unwrap();
         b[at..at + 5].copy_from_slice(b"True ");
@@ -332,6 +381,9 @@ mod tests {
     fn chw_becomes_hwc() {
         // One 2×2 image with channels R=[0..4], G=[10..14], B=[20..24].
         let chw: Vec<u8> = (0..4).chain(10..14).chain(20..24).collect();
-        assert_eq!(chw_to_hwc(&chw, [2, 2, 3]), vec![0, 10, 20, 1, 11, 21, 2, 12, 22, 3, 13, 23]);
+        assert_eq!(
+            chw_to_hwc(&chw, [2, 2, 3]),
+            vec![0, 10, 20, 1, 11, 21, 2, 12, 22, 3, 13, 23]
+        );
     }
 }

@@ -76,15 +76,19 @@ pub fn open(data: &str, opts: &OpenOptions) -> Result<Box<dyn Dataset>, DataErro
             let labels = labels_for(&path)?;
             Box::new(IdxDataset::open_pair(&path, &labels, None)?)
         }
-        Format::Cifar if path.is_dir() => {
-            Box::new(CifarDataset::open_files(&cifar::split_files(&path, opts.split)?, Some(opts.split))?)
-        }
+        Format::Cifar if path.is_dir() => Box::new(CifarDataset::open_files(
+            &cifar::split_files(&path, opts.split)?,
+            Some(opts.split),
+        )?),
         Format::Cifar => Box::new(CifarDataset::open_files(&[path], None)?),
         Format::Folder => Box::new(FolderDataset::open(&path)?),
         Format::Npy if path.is_dir() => Box::new(NpyDataset::open_dir(&path)?),
         Format::Npy => Box::new(NpyDataset::open_npz(&path)?),
         Format::Csv if path.is_dir() => {
-            let f = ["digits.csv.gz", "digits.csv"].iter().map(|n| path.join(n)).find(|p| p.is_file());
+            let f = ["digits.csv.gz", "digits.csv"]
+                .iter()
+                .map(|n| path.join(n))
+                .find(|p| p.is_file());
             let f = f.ok_or_else(|| DataError::format(&path, "no digits.csv[.gz] in this folder"))?;
             Box::new(CsvDataset::open(&f)?)
         }
@@ -97,18 +101,28 @@ pub fn open(data: &str, opts: &OpenOptions) -> Result<Box<dyn Dataset>, DataErro
 fn labels_for(images: &Path) -> Result<PathBuf, DataError> {
     let name = images.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     if !name.contains("images") {
-        return Err(DataError::format(images, "an IDX images file name must contain 'images' to find its labels"));
+        return Err(DataError::format(
+            images,
+            "an IDX images file name must contain 'images' to find its labels",
+        ));
     }
     let labels = images.with_file_name(name.replace("images", "labels").replace("idx3", "idx1"));
     if labels.is_file() {
         Ok(labels)
     } else {
-        Err(DataError::format(images, format!("its labels file {} does not exist", labels.display())))
+        Err(DataError::format(
+            images,
+            format!("its labels file {} does not exist", labels.display()),
+        ))
     }
 }
 
 fn guess(path: &Path) -> Result<Format, DataError> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if path.is_file() {
         return if name.ends_with(".npz") {
             Ok(Format::Npy)

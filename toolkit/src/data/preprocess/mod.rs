@@ -76,7 +76,18 @@ pub struct Pipeline {
     pub dtype: DType,
 }
 
-const PRESET_KEYS: [&str; 10] = ["name", "grayscale", "resize", "crop", "scale", "mean", "std", "channel_order", "layout", "dtype"];
+const PRESET_KEYS: [&str; 10] = [
+    "name",
+    "grayscale",
+    "resize",
+    "crop",
+    "scale",
+    "mean",
+    "std",
+    "channel_order",
+    "layout",
+    "dtype",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preset {
@@ -101,8 +112,14 @@ pub enum PreprocessError {
         layout: Layout,
         reason: String,
     },
-    #[error("image {index} is {got:?} (H, W, C) after preprocessing, the batch needs {want:?}; add a resize/crop to the preset")]
-    Ragged { index: usize, got: [usize; 3], want: [usize; 3] },
+    #[error(
+        "image {index} is {got:?} (H, W, C) after preprocessing, the batch needs {want:?}; add a resize/crop to the preset"
+    )]
+    Ragged {
+        index: usize,
+        got: [usize; 3],
+        want: [usize; 3],
+    },
 }
 
 impl Preset {
@@ -125,7 +142,10 @@ impl Preset {
             // serde cannot deny unknown fields through `flatten`, and a misspelt key must not be ignored.
             if let Some(obj) = v.as_object() {
                 if let Some(k) = obj.keys().find(|k| !PRESET_KEYS.contains(&k.as_str())) {
-                    return Err(file_err(format!("unknown key '{k}' (known: {})", PRESET_KEYS.join(", "))));
+                    return Err(file_err(format!(
+                        "unknown key '{k}' (known: {})",
+                        PRESET_KEYS.join(", ")
+                    )));
                 }
             }
             let p: Preset = serde_json::from_value(v).map_err(|e| file_err(format!("not a preset: {e}")))?;
@@ -153,7 +173,8 @@ impl Preset {
             return bad("std must be finite and non-zero, scale finite");
         }
         if p.crop.is_some_and(|[h, w]| h == 0 || w == 0)
-            || p.resize.is_some_and(|r| matches!(r.to, ResizeTo::Shorter(0) | ResizeTo::Exact([0, _] | [_, 0])))
+            || p.resize
+                .is_some_and(|r| matches!(r.to, ResizeTo::Shorter(0) | ResizeTo::Exact([0, _] | [_, 0])))
         {
             return bad("resize and crop sizes must be positive");
         }
@@ -206,7 +227,10 @@ impl Preset {
         };
         let [h, w, c] = self.output_hwc(hwc)?;
         if model_shape.len() != 4 {
-            return Err(mismatch(format!("the model input has rank {}, presets produce rank-4 images", model_shape.len())));
+            return Err(mismatch(format!(
+                "the model input has rank {}, presets produce rank-4 images",
+                model_shape.len()
+            )));
         }
         let (mc, mh, mw) = match layout {
             Layout::Nchw => (model_shape[1], model_shape[2], model_shape[3]),
@@ -233,15 +257,23 @@ impl Preset {
         };
         let dims = [img.height, img.width, c];
         // Resize on the source type so u8 images follow Pillow's 8-bit rounding.
-        let (rh, rw) = p.resize.map_or((img.height, img.width), |r| resized_size(img.height, img.width, r.to));
+        let (rh, rw) = p
+            .resize
+            .map_or((img.height, img.width), |r| resized_size(img.height, img.width, r.to));
         let pixels: Vec<f32> = match (&img.pixels, p.resize) {
-            (Pixels::U8(v), Some(r)) => resize::resize_u8(v, dims, rh, rw, r.filter).into_iter().map(f32::from).collect(),
+            (Pixels::U8(v), Some(r)) => resize::resize_u8(v, dims, rh, rw, r.filter)
+                .into_iter()
+                .map(f32::from)
+                .collect(),
             (Pixels::F32(v), Some(r)) => resize::resize_f32(v, dims, rh, rw, r.filter),
             (_, None) => img.to_f32(),
         };
         let (top, left) = match p.crop {
             // torchvision's center_crop: int(round((h - th) / 2)) with Python's round-half-to-even.
-            Some([ch, cw]) => (round_half_even((rh - ch) as f64 / 2.0), round_half_even((rw - cw) as f64 / 2.0)),
+            Some([ch, cw]) => (
+                round_half_even((rh - ch) as f64 / 2.0),
+                round_half_even((rw - cw) as f64 / 2.0),
+            ),
             None => (0, 0),
         };
         let pick = |v: &[f32], ch: usize| if v.len() == 1 { v[0] } else { v[ch] };
@@ -295,7 +327,9 @@ fn to_luminance(img: &Image) -> Image {
             img.height,
             img.width,
             1,
-            v.chunks_exact(c).map(|p| p[0] * 0.299 + p[1 % c] * 0.587 + p[2 % c] * 0.114).collect(),
+            v.chunks_exact(c)
+                .map(|p| p[0] * 0.299 + p[1 % c] * 0.587 + p[2 % c] * 0.114)
+                .collect(),
         ),
     }
 }
@@ -314,7 +348,11 @@ pub fn resized_size(h: usize, w: usize, to: ResizeTo) -> (usize, usize) {
 
 fn round_half_even(x: f64) -> usize {
     let r = x.round();
-    let r = if (x - x.trunc()).abs() == 0.5 && r % 2.0 != 0.0 { r - x.signum() } else { r };
+    let r = if (x - x.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
+        r - x.signum()
+    } else {
+        r
+    };
     r.max(0.0) as usize
 }
 

@@ -45,8 +45,18 @@ pub fn builtin(name: &str) -> Option<Preset> {
         "fashion-mnist" => plain(name, 1.0 / 255.0, vec![0.2860], vec![0.3530]),
         "digits" => plain(name, 1.0 / 16.0, vec![0.0], vec![1.0]),
         // Per-channel statistics of the CIFAR training sets.
-        "cifar10" => plain(name, 1.0 / 255.0, vec![0.4914, 0.4822, 0.4465], vec![0.2470, 0.2435, 0.2616]),
-        "cifar100" => plain(name, 1.0 / 255.0, vec![0.5071, 0.4865, 0.4409], vec![0.2673, 0.2564, 0.2762]),
+        "cifar10" => plain(
+            name,
+            1.0 / 255.0,
+            vec![0.4914, 0.4822, 0.4465],
+            vec![0.2470, 0.2435, 0.2616],
+        ),
+        "cifar100" => plain(
+            name,
+            1.0 / 255.0,
+            vec![0.5071, 0.4865, 0.4409],
+            vec![0.2673, 0.2564, 0.2762],
+        ),
         "imagenet-torchvision" => imagenet(name, vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225], 1.0 / 255.0),
         "imagenet-tf" => imagenet(name, vec![127.0], vec![128.0], 1.0),
         _ => return None,

@@ -95,7 +95,11 @@ fn clip8(v: i32) -> u8 {
 /// Resample one axis of a u8 image. `stride`/`count` describe the axis being resized in units of pixels.
 fn pass_u8(src: &[u8], dims: [usize; 3], out_len: usize, horizontal: bool, filter: Filter) -> (Vec<u8>, [usize; 3]) {
     let [h, w, c] = dims;
-    let (in_len, od) = if horizontal { (w, [h, out_len, c]) } else { (h, [out_len, w, c]) };
+    let (in_len, od) = if horizontal {
+        (w, [h, out_len, c])
+    } else {
+        (h, [out_len, w, c])
+    };
     let cf = coeffs(in_len, out_len, filter);
     let kk: Vec<Vec<i32>> = cf.weights.iter().map(|k| fixed(k)).collect();
     let mut out = vec![0u8; od[0] * od[1] * c];
@@ -118,7 +122,11 @@ fn pass_u8(src: &[u8], dims: [usize; 3], out_len: usize, horizontal: bool, filte
 
 fn pass_f32(src: &[f32], dims: [usize; 3], out_len: usize, horizontal: bool, filter: Filter) -> (Vec<f32>, [usize; 3]) {
     let [h, w, c] = dims;
-    let (in_len, od) = if horizontal { (w, [h, out_len, c]) } else { (h, [out_len, w, c]) };
+    let (in_len, od) = if horizontal {
+        (w, [h, out_len, c])
+    } else {
+        (h, [out_len, w, c])
+    };
     let cf = coeffs(in_len, out_len, filter);
     let mut out = vec![0f32; od[0] * od[1] * c];
     for y in 0..od[0] {

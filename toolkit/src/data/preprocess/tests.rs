@@ -131,7 +131,10 @@ fn fingerprint_ignores_name_but_not_numbers() {
     assert_eq!(a.fingerprint(), b.fingerprint());
     b.pipeline.std = vec![0.3082];
     assert_ne!(a.fingerprint(), b.fingerprint());
-    assert_ne!(Preset::load("mnist").unwrap().fingerprint(), Preset::load("fashion-mnist").unwrap().fingerprint());
+    assert_ne!(
+        Preset::load("mnist").unwrap().fingerprint(),
+        Preset::load("fashion-mnist").unwrap().fingerprint()
+    );
     assert_eq!(a.fingerprint().len(), 64);
 }
 
@@ -150,24 +153,39 @@ fn preset_json_round_trip_and_file_errors() {
     let e = Preset::load(f.to_str().unwrap()).unwrap_err().to_string();
     assert!(e.contains("p.json") && e.contains("blur"), "{e}");
     let e = Preset::load("imagenet").unwrap_err().to_string();
-    assert!(e.contains("unknown preset 'imagenet'") && e.contains("imagenet-tf"), "{e}");
+    assert!(
+        e.contains("unknown preset 'imagenet'") && e.contains("imagenet-tf"),
+        "{e}"
+    );
 }
 
 #[test]
 fn fit_check_names_the_mismatch() {
     let p = Preset::load("mnist").unwrap();
     p.check_fits("input", &[-1, 1, 28, 28], [28, 28, 1]).unwrap();
-    let e = p.check_fits("input", &[-1, 3, 224, 224], [28, 28, 1]).unwrap_err().to_string();
+    let e = p
+        .check_fits("input", &[-1, 3, 224, 224], [28, 28, 1])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("channels 3") && e.contains("gives 1"), "{e}");
     let t = Preset::load("imagenet-tf").unwrap();
-    let e = t.check_fits("input", &[1, 1, 28, 28], [28, 28, 1]).unwrap_err().to_string();
+    let e = t
+        .check_fits("input", &[1, 1, 28, 28], [28, 28, 1])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("the model wants height 28, the preset gives 224"), "{e}");
     let mut no_resize = t.clone();
     no_resize.pipeline.resize = None;
-    let e = no_resize.check_fits("input", &[1, 3, 224, 224], [28, 28, 3]).unwrap_err().to_string();
+    let e = no_resize
+        .check_fits("input", &[1, 3, 224, 224], [28, 28, 3])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("crop 224×224 is larger than the 28×28 image"), "{e}");
     t.check_fits("input", &[1, 3, 224, 224], [480, 640, 3]).unwrap();
-    let e = t.check_fits("input", &[1, 3, 224, 224], [480, 640, 1]).unwrap_err().to_string();
+    let e = t
+        .check_fits("input", &[1, 3, 224, 224], [480, 640, 1])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("channels 3"), "{e}");
 }
 
