@@ -79,7 +79,7 @@ fn detect_variant(path: &Path, len: usize) -> Result<Variant, DataError> {
         .file_name()
         .and_then(|n| n.to_str())
         .map(|n| n.starts_with("test_batch") || n.starts_with("data_batch"));
-    match (len % (PIXELS + 1) == 0, len % (PIXELS + 2) == 0) {
+    match (len.is_multiple_of(PIXELS + 1), len.is_multiple_of(PIXELS + 2)) {
         (true, true) => Ok(if by_name == Some(true) {
             Variant::Cifar10
         } else {

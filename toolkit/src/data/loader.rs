@@ -56,6 +56,16 @@ impl LoaderConfig {
     }
 }
 
+/// One decoded, preprocessed sample: values, output (H, W, C), label.
+type Decoded = (Vec<f32>, [usize; 3], i64);
+
+/// Why a sample did not make it into the batch.
+enum Failure {
+    /// A corrupt image under `--on-corrupt skip`.
+    Skip(DataError),
+    Fatal(LoadError),
+}
+
 /// Decode and preprocess the samples at `indices` into one batch.
 pub fn load_batch(
     ds: &dyn Dataset,
@@ -63,15 +73,15 @@ pub fn load_batch(
     indices: &[usize],
     on_corrupt: OnCorrupt,
 ) -> Result<Batch, LoadError> {
-    let items: Vec<Result<Option<(Vec<f32>, [usize; 3], i64)>, (usize, LoadError)>> = indices
+    let items: Vec<Result<Decoded, Failure>> = indices
         .par_iter()
         .map(|&i| match ds.sample(i) {
             Ok(s) => preset
                 .apply(&s.image)
-                .map(|(v, d)| Some((v, d, s.label)))
-                .map_err(|source| (i, LoadError::Preprocess { index: i, source })),
-            Err(e @ DataError::Corrupt { .. }) if on_corrupt == OnCorrupt::Skip => Err((i, LoadError::Data(e))),
-            Err(e) => Err((usize::MAX, LoadError::Data(e))),
+                .map(|(v, d)| (v, d, s.label))
+                .map_err(|source| Failure::Fatal(LoadError::Preprocess { index: i, source })),
+            Err(e @ DataError::Corrupt { .. }) if on_corrupt == OnCorrupt::Skip => Err(Failure::Skip(e)),
+            Err(e) => Err(Failure::Fatal(LoadError::Data(e))),
         })
         .collect();
     let mut batch = Batch {
@@ -83,7 +93,7 @@ pub fn load_batch(
     };
     for (&i, item) in indices.iter().zip(items) {
         match item {
-            Ok(Some((v, d, label))) => {
+            Ok((v, d, label)) => {
                 if batch.labels.is_empty() {
                     batch.dims = d;
                     batch.data.reserve(v.len() * indices.len());
@@ -101,12 +111,8 @@ pub fn load_batch(
                 batch.labels.push(label);
                 batch.indices.push(i);
             }
-            Ok(None) => {}
-            // Skippable corrupt image (tagged with its index); anything else is fatal.
-            Err((idx, LoadError::Data(e @ DataError::Corrupt { .. }))) if idx != usize::MAX => {
-                batch.skipped.push((idx, e.to_string()));
-            }
-            Err((_, e)) => return Err(e),
+            Err(Failure::Skip(e)) => batch.skipped.push((i, e.to_string())),
+            Err(Failure::Fatal(e)) => return Err(e),
         }
     }
     Ok(batch)

@@ -140,13 +140,14 @@ impl Preset {
             };
             let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| file_err(format!("not JSON: {e}")))?;
             // serde cannot deny unknown fields through `flatten`, and a misspelt key must not be ignored.
-            if let Some(obj) = v.as_object() {
-                if let Some(k) = obj.keys().find(|k| !PRESET_KEYS.contains(&k.as_str())) {
-                    return Err(file_err(format!(
-                        "unknown key '{k}' (known: {})",
-                        PRESET_KEYS.join(", ")
-                    )));
-                }
+            if let Some(k) = v
+                .as_object()
+                .and_then(|obj| obj.keys().find(|k| !PRESET_KEYS.contains(&k.as_str())))
+            {
+                return Err(file_err(format!(
+                    "unknown key '{k}' (known: {})",
+                    PRESET_KEYS.join(", ")
+                )));
             }
             let p: Preset = serde_json::from_value(v).map_err(|e| file_err(format!("not a preset: {e}")))?;
             p.validate()?;
