@@ -223,7 +223,12 @@ pub fn evaluate(
 ) -> Result<schema::EvalRecord> {
     let n = cfg.loader.samples(ds.as_ref());
     if n == 0 {
-        bail!("{}: the dataset holds no samples", ds.identity().path);
+        bail!(
+            "{}: no samples to evaluate (the set holds {}, --limit {:?})",
+            ds.identity().path,
+            ds.len(),
+            cfg.loader.limit
+        );
     }
     // Decode the first sample to learn the image size the preset receives.
     let first = ds
@@ -495,7 +500,12 @@ fn write_table(w: &mut impl Write, r: &schema::EvalRecord, confusion: bool) -> s
     }
     if !r.comparisons.is_empty() {
         writeln!(w)?;
-        writeln!(w, "vs {}:", r.comparisons[0].baseline)?;
+        let c0 = &r.comparisons[0];
+        writeln!(
+            w,
+            "vs {} (paired bootstrap: {} resamples, seed {}):",
+            c0.baseline, c0.bootstrap_resamples, c0.bootstrap_seed
+        )?;
         writeln!(
             w,
             "{:<40} {:>9} {:>10} {:>10} {:>22}",
