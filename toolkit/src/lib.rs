@@ -5,5 +5,6 @@ pub mod analysis;
 pub mod checks;
 pub mod cli;
 pub mod commands;
+pub mod data;
 pub mod provenance;
 pub mod runtime;

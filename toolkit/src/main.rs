@@ -13,6 +13,8 @@ fn main() -> ExitCode {
         Command::Convert(a) => commands::convert::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Model(a) => commands::model::run(a),
+        Command::Eval(a) => commands::eval::run(a),
+        Command::Data(a) => commands::data::run(a),
     };
     toolkit::commands::finish(result)
 }

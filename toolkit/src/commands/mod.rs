@@ -2,6 +2,8 @@
 
 pub mod bench;
 pub mod convert;
+pub mod data;
+pub mod eval;
 pub mod inspect;
 pub mod model;
 
