@@ -541,6 +541,12 @@ pub fn render_table(r: &BenchReport) -> String {
                 .map(|o| format!("{} {:.1}%", o.op_type, o.fraction * 100.0))
                 .collect();
             let _ = writeln!(s, "    by op: {}", ops.join(", "));
+            let eps: Vec<String> = ps
+                .by_provider
+                .iter()
+                .map(|p| format!("{} {:.1}% ({} nodes)", p.provider, p.fraction * 100.0, p.nodes))
+                .collect();
+            let _ = writeln!(s, "    by execution provider: {}", eps.join(", "));
             for n in &ps.top_nodes {
                 let _ = writeln!(
                     s,
