@@ -66,16 +66,28 @@ impl ModelConfig {
     /// Reject configurations no builder can honour, naming the model.
     pub fn check(&self, model: &str) -> Result<()> {
         if self.in_channels < 1 {
-            return Err(bad_config(model, format!("in_channels must be >= 1, got {}", self.in_channels)));
+            return Err(bad_config(
+                model,
+                format!("in_channels must be >= 1, got {}", self.in_channels),
+            ));
         }
         if self.input_size < 1 {
-            return Err(bad_config(model, format!("input_size must be >= 1, got {}", self.input_size)));
+            return Err(bad_config(
+                model,
+                format!("input_size must be >= 1, got {}", self.input_size),
+            ));
         }
         if self.num_classes < 1 {
-            return Err(bad_config(model, format!("num_classes must be >= 1, got {}", self.num_classes)));
+            return Err(bad_config(
+                model,
+                format!("num_classes must be >= 1, got {}", self.num_classes),
+            ));
         }
         if !(self.width.is_finite() && self.width > 0.0) {
-            return Err(bad_config(model, format!("width must be a positive number, got {}", self.width)));
+            return Err(bad_config(
+                model,
+                format!("width must be a positive number, got {}", self.width),
+            ));
         }
         Ok(())
     }

@@ -96,7 +96,9 @@ fn plan_fold(
     if bn.op() != "BatchNormalization" || !bn.domain_str().is_empty() || bn.input.len() != 5 {
         return Ok(None);
     }
-    let training = bn.get_i("training_mode").map_err(|e| fold_err(bn.name_or_output(), e.to_string()))?;
+    let training = bn
+        .get_i("training_mode")
+        .map_err(|e| fold_err(bn.name_or_output(), e.to_string()))?;
     if training == Some(1) || bn.output.iter().skip(1).any(|o| !o.is_empty()) {
         return Ok(None);
     }
@@ -136,7 +138,7 @@ fn plan_fold(
         .unwrap_or(1e-5) as f64;
     let wv = read(bn, w)?;
     let cout = w.dims.first().copied().unwrap_or(0) as usize;
-    let per = if cout == 0 { 0 } else { wv.len() / cout };
+    let per = wv.len().checked_div(cout).unwrap_or(0);
     if cout == 0 || per * cout != wv.len() || [&gamma, &beta, &mean, &var].iter().any(|v| v.len() != cout) {
         return Err(fold_err(
             bn.name_or_output(),
@@ -155,7 +157,11 @@ fn plan_fold(
     if bv.len() != cout {
         return Err(fold_err(
             bn.name_or_output(),
-            format!("conv '{}' bias has {} values for {cout} channels", conv.name_or_output(), bv.len()),
+            format!(
+                "conv '{}' bias has {} values for {cout} channels",
+                conv.name_or_output(),
+                bv.len()
+            ),
         ));
     }
     let mut new_w = Vec::with_capacity(wv.len());
@@ -167,7 +173,9 @@ fn plan_fold(
     }
     // Keep the weight's name when nothing else reads it, so the folded model reads like a fresh export.
     let conv_name = conv.name_or_output();
-    let w_name = owned_name(&conv.input[1], uses, || unique(&format!("{conv_name}.weight_folded"), uses));
+    let w_name = owned_name(&conv.input[1], uses, || {
+        unique(&format!("{conv_name}.weight_folded"), uses)
+    });
     let b_name = match conv.input.get(2).filter(|s| !s.is_empty()) {
         Some(n) => owned_name(n, uses, || unique(&format!("{conv_name}.bias_folded"), uses)),
         None => unique(&format!("{conv_name}.bias"), uses),
@@ -246,7 +254,8 @@ fn apply(g: &mut GraphProto, folds: Vec<Fold>) {
         i += 1;
         !dropped_nodes.contains(&(i - 1))
     });
-    g.value_info.retain(|v| !dead_values.contains(v.name.as_deref().unwrap_or("")));
+    g.value_info
+        .retain(|v| !dead_values.contains(v.name.as_deref().unwrap_or("")));
     // Replace in place (keeps initializer order stable), append the new ones, then drop what nothing reads.
     for t in g.initializer.iter_mut() {
         if let Some(new) = t.name.as_deref().and_then(|n| new_inits.remove(n)) {

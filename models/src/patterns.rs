@@ -14,8 +14,11 @@ use crate::config::ModelConfig;
 use crate::init;
 use crate::net::{ConvShape, INPUT, LOGITS, Net, f32_tensor};
 
+/// A fixture builder.
+pub type Fixture = fn() -> ModelProto;
+
 /// Every fixture by name, for tests that sweep them all.
-pub fn all() -> Vec<(&'static str, fn() -> ModelProto)> {
+pub fn all() -> Vec<(&'static str, Fixture)> {
     vec![
         ("resnext_block", resnext_block),
         ("mobilenet_v2_inverted_residual", mobilenet_v2_inverted_residual),
@@ -104,7 +107,11 @@ pub fn mobilenet_v2_inverted_residual() -> ModelProto {
 /// (the output, 32 channels) after their ReLUs.
 pub fn squeezenet_fire() -> ModelProto {
     let mut net = net("squeezenet_fire", 3, 16, 103);
-    let h = net.conv("features.0", INPUT, ConvShape::new(3, 32, 3).stride(2).pad(1).bias(true));
+    let h = net.conv(
+        "features.0",
+        INPUT,
+        ConvShape::new(3, 32, 3).stride(2).pad(1).bias(true),
+    );
     let h = net.relu("features.1", &h);
     let h = net.max_pool("features.2", &h, 3, 2, 1);
     let s = net.conv("features.3.squeeze", &h, ConvShape::new(32, 8, 1).bias(true));
@@ -113,7 +120,13 @@ pub fn squeezenet_fire() -> ModelProto {
     let e1 = net.relu("features.3.expand1x1_activation", &e1);
     let e3 = net.conv("features.3.expand3x3", &s, ConvShape::new(8, 16, 3).bias(true));
     let e3 = net.relu("features.3.expand3x3_activation", &e3);
-    net.node_to("Concat", "features.3.concat", &[&e1, &e3], &[OUTPUT], vec![("axis", Attr::Int(1))]);
+    net.node_to(
+        "Concat",
+        "features.3.concat",
+        &[&e1, &e3],
+        &[OUTPUT],
+        vec![("axis", Attr::Int(1))],
+    );
     finish(net, &[None, Some(32), Some(4), Some(4)])
 }
 
@@ -135,7 +148,13 @@ pub fn inception_block() -> ModelProto {
     let b3 = basic(&mut net, "branch3.1", &b3, 8, 12, 3);
     let b4 = net.max_pool("branch4.0", INPUT, 3, 1, 1);
     let b4 = basic(&mut net, "branch4.1", &b4, 32, 12, 1);
-    net.node_to("Concat", "concat", &[&b1, &b2, &b3, &b4], &[OUTPUT], vec![("axis", Attr::Int(1))]);
+    net.node_to(
+        "Concat",
+        "concat",
+        &[&b1, &b2, &b3, &b4],
+        &[OUTPUT],
+        vec![("axis", Attr::Int(1))],
+    );
     finish(net, &[None, Some(64), Some(8), Some(8)])
 }
 
@@ -149,7 +168,13 @@ pub fn shufflenet_channel_shuffle() -> ModelProto {
     let mut net = net("shufflenet_channel_shuffle", 24, 8, 105);
     let split = net.param_i64("split.sizes", &[2], &[12, 12]);
     let (x1, x2) = (net.fresh("split.0"), net.fresh("split.1"));
-    net.node_to("Split", "split", &[INPUT, &split], &[&x1, &x2], vec![("axis", Attr::Int(1))]);
+    net.node_to(
+        "Split",
+        "split",
+        &[INPUT, &split],
+        &[&x1, &x2],
+        vec![("axis", Attr::Int(1))],
+    );
     let h = net.conv("branch2.0", &x2, ConvShape::new(12, 12, 1));
     let h = net.bn("branch2.1", &h, 12);
     let h = net.relu("branch2.2", &h);
@@ -161,7 +186,12 @@ pub fn shufflenet_channel_shuffle() -> ModelProto {
     let h = net.concat("concat", &[&x1, &h]);
     let s1 = net.param_i64("shuffle.shape1", &[5], &[-1, 2, 12, 8, 8]);
     let h = net.node("Reshape", "shuffle.reshape1", &[&h, &s1], vec![]);
-    let h = net.node("Transpose", "shuffle.transpose", &[&h], vec![("perm", Attr::Ints(vec![0, 2, 1, 3, 4]))]);
+    let h = net.node(
+        "Transpose",
+        "shuffle.transpose",
+        &[&h],
+        vec![("perm", Attr::Ints(vec![0, 2, 1, 3, 4]))],
+    );
     let s2 = net.param_i64("shuffle.shape2", &[4], &[-1, 24, 8, 8]);
     net.node_to("Reshape", "shuffle.reshape2", &[&h, &s2], &[OUTPUT], vec![]);
     finish(net, &[None, Some(24), Some(8), Some(8)])
@@ -214,11 +244,21 @@ pub fn legacy_flatten() -> ModelProto {
     let h = net.max_pool("pool", &h, 2, 2, 0);
     let shape = net.node("Shape", "flatten.shape", &[&h], vec![]);
     let zero = net.param_i64("flatten.index", &[], &[0]);
-    let batch = net.node("Gather", "flatten.gather", &[&shape, &zero], vec![("axis", Attr::Int(0))]);
+    let batch = net.node(
+        "Gather",
+        "flatten.gather",
+        &[&shape, &zero],
+        vec![("axis", Attr::Int(0))],
+    );
     let axes = net.param_i64("flatten.axes", &[1], &[0]);
     let batch = net.node("Unsqueeze", "flatten.unsqueeze", &[&batch, &axes], vec![]);
     let rest = net.param_i64("flatten.rest", &[1], &[-1]);
-    let target = net.node("Concat", "flatten.concat", &[&batch, &rest], vec![("axis", Attr::Int(0))]);
+    let target = net.node(
+        "Concat",
+        "flatten.concat",
+        &[&batch, &rest],
+        vec![("axis", Attr::Int(0))],
+    );
     let h = net.node("Reshape", "flatten.reshape", &[&h, &target], vec![]);
     let h = net.linear("fc1", &h, 8 * 4 * 4, 32, None);
     let h = net.relu("fc_relu", &h);
@@ -288,7 +328,12 @@ pub fn leaky_relu_net() -> ModelProto {
     let mut cin = 3;
     for i in 1..=2 {
         let h = conv_bn(&mut net, &format!("block{i}"), &x, ConvShape::new(cin, 16, 3));
-        x = net.node("LeakyRelu", &format!("block{i}.act"), &[&h], vec![("alpha", Attr::Float(0.1))]);
+        x = net.node(
+            "LeakyRelu",
+            &format!("block{i}.act"),
+            &[&h],
+            vec![("alpha", Attr::Float(0.1))],
+        );
         cin = 16;
     }
     head(net, &x, 16)
@@ -338,10 +383,16 @@ pub fn if_reads_outer_relu() -> ModelProto {
         ..Default::default()
     };
     then_g.initializer.push(f32_tensor("then.two", &[], &[2.0]));
+    then_g.node.push(build::node(
+        "Mul",
+        "then.double",
+        &[&r, "then.two"],
+        &["then.out"],
+        vec![],
+    ));
     then_g
-        .node
-        .push(build::node("Mul", "then.double", &[&r, "then.two"], &["then.out"], vec![]));
-    then_g.output.push(build::value_info("then.out", DataType::Float, &dims));
+        .output
+        .push(build::value_info("then.out", DataType::Float, &dims));
     let mut else_g = GraphProto {
         name: Some("else_branch".into()),
         ..Default::default()
@@ -349,7 +400,9 @@ pub fn if_reads_outer_relu() -> ModelProto {
     else_g
         .node
         .push(build::node("Identity", "else.identity", &[&r], &["else.out"], vec![]));
-    else_g.output.push(build::value_info("else.out", DataType::Float, &dims));
+    else_g
+        .output
+        .push(build::value_info("else.out", DataType::Float, &dims));
 
     let name = net.fresh("if");
     let mut node = build::node("If", &name, &[&cond], &[&name], vec![]);

@@ -68,7 +68,11 @@ pub fn plain_cnn(cfg: &PlainConfig) -> Result<ModelProto> {
         }
         let out = base.scaled(out);
         let p = format!("features.{i}");
-        x = net.conv(&format!("{p}.conv"), &x, ConvShape::new(c, out, 3).bias(!cfg.batch_norm));
+        x = net.conv(
+            &format!("{p}.conv"),
+            &x,
+            ConvShape::new(c, out, 3).bias(!cfg.batch_norm),
+        );
         if cfg.batch_norm {
             x = net.bn(&format!("{p}.bn"), &x, out);
         }

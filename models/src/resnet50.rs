@@ -32,7 +32,14 @@ pub fn resnet50_like(cfg: &ModelConfig) -> Result<ModelProto> {
         let planes = cfg.scaled(64 << stage);
         for block in 0..blocks {
             let stride = if stage > 0 && block == 0 { 2 } else { 1 };
-            x = bottleneck(&mut net, &format!("layer{}.{block}", stage + 1), &x, cin, planes, stride);
+            x = bottleneck(
+                &mut net,
+                &format!("layer{}.{block}", stage + 1),
+                &x,
+                cin,
+                planes,
+                stride,
+            );
             cin = planes * EXPANSION;
         }
     }
@@ -48,7 +55,11 @@ fn bottleneck(net: &mut Net, p: &str, x: &str, cin: i64, planes: i64, stride: i6
     let h = net.conv(&format!("{p}.conv1"), x, ConvShape::new(cin, planes, 1));
     let h = net.bn(&format!("{p}.bn1"), &h, planes);
     let h = net.relu(&format!("{p}.relu1"), &h);
-    let h = net.conv(&format!("{p}.conv2"), &h, ConvShape::new(planes, planes, 3).stride(stride));
+    let h = net.conv(
+        &format!("{p}.conv2"),
+        &h,
+        ConvShape::new(planes, planes, 3).stride(stride),
+    );
     let h = net.bn(&format!("{p}.bn2"), &h, planes);
     let h = net.relu(&format!("{p}.relu2"), &h);
     let h = net.conv(&format!("{p}.conv3"), &h, ConvShape::new(planes, cout, 1));

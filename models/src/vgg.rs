@@ -89,7 +89,10 @@ pub fn vgg(cfg: &VggConfig) -> Result<ModelProto> {
     let base = &cfg.base;
     base.check("vgg")?;
     if !cfg.layers.0.iter().any(|l| matches!(l, VggLayer::Conv(_))) {
-        return Err(bad_config("vgg", format!("layer list '{}' has no conv layer", cfg.layers)));
+        return Err(bad_config(
+            "vgg",
+            format!("layer list '{}' has no conv layer", cfg.layers),
+        ));
     }
     let mut net = Net::new("vgg", base);
     net.meta("ratio.model.layers", cfg.layers.to_string());
