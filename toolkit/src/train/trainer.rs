@@ -43,6 +43,9 @@ pub struct TrainOptions {
     pub augment: Augment,
     /// Use only the first N training samples (quick runs, CI-size tests).
     pub train_limit: Option<usize>,
+    /// Stop after this many epochs of the planned `epochs` (the schedule still spans all of them), e.g. to
+    /// split a run across jobs and `--resume`.
+    pub stop_after: Option<u64>,
     pub runtime: RuntimeConfig,
     pub out_dir: PathBuf,
     pub resume: Option<PathBuf>,
@@ -68,6 +71,7 @@ impl TrainOptions {
             seed: 0,
             augment: Augment::default(),
             train_limit: None,
+            stop_after: None,
             runtime: RuntimeConfig::cpu(),
             out_dir,
             resume: None,
@@ -288,7 +292,8 @@ pub fn train(model: &Model, data: &TensorSet, val: &TensorSet, opts: &TrainOptio
     let mut yb = vec![0i64; opts.batch];
     let mut records = Vec::new();
     let mut final_acc = initial_val_acc.unwrap_or(0.0);
-    for epoch in start_epoch..opts.epochs {
+    let end_epoch = opts.stop_after.map_or(opts.epochs, |s| s.min(opts.epochs));
+    for epoch in start_epoch..end_epoch {
         let te = Instant::now();
         let mut order: Vec<usize> = (0..n_train).collect();
         order.shuffle(&mut epoch_rng(opts.seed, epoch, 0));
@@ -393,7 +398,7 @@ pub fn train(model: &Model, data: &TensorSet, val: &TensorSet, opts: &TrainOptio
         records.push(rec);
     }
     let final_model = sess.inference_model()?;
-    save_model(&final_model, &model_path, &identity, final_acc, opts.epochs)?;
+    save_model(&final_model, &model_path, &identity, final_acc, end_epoch.max(start_epoch))?;
     Ok(TrainOutcome {
         identity,
         epochs: records,
