@@ -12,6 +12,8 @@ fn main() -> ExitCode {
         Command::Bench(a) => commands::bench::run(a),
         Command::Convert(a) => commands::convert::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
+        Command::Finetune(a) => commands::finetune::run(a),
+        Command::Train(a) => commands::train::run(a),
     };
     toolkit::commands::finish(result)
 }

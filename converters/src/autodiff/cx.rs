@@ -16,7 +16,18 @@ pub enum BnMode {
     Frozen,
 }
 
+/// How Conv weight gradients are formed (both are exact; they differ in speed by layer shape).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DwStrategy {
+    /// im2col + one Gemm for ungrouped 2-D convs, transposed Conv otherwise.
+    #[default]
+    Auto,
+    /// Always the Conv over transposed tensors.
+    TransposedConv,
+}
+
 pub struct GradCx {
+    pub dw: DwStrategy,
     pub b: GraphBuilder,
     pub info: HashMap<String, ValInfo>,
     pub(crate) needs: HashSet<String>,
@@ -32,6 +43,7 @@ pub struct GradCx {
 impl GradCx {
     pub(crate) fn new(b: GraphBuilder, info: HashMap<String, ValInfo>, bn: BnMode, opset: i64) -> Self {
         GradCx {
+            dw: DwStrategy::Auto,
             b,
             info,
             needs: HashSet::new(),

@@ -34,6 +34,7 @@ pub struct TrainStepConfig {
     pub bn: BnMode,
     pub freeze: Option<Regex>,
     pub train_only: Option<Regex>,
+    pub dw: crate::autodiff::cx::DwStrategy,
     /// Also output each parameter's gradient as `<param>.grad` (for gradient checks and debugging).
     pub emit_gradients: bool,
 }
@@ -289,6 +290,7 @@ pub fn build_train_step(model: &Model, cfg: &TrainStepConfig) -> Result<TrainSte
     let opset = model.opset().max(build::OPSET);
     let mut cx = GradCx::new(b, info, cfg.bn, opset);
     cx.needs = needs;
+    cx.dw = cfg.dw;
 
     let mut inputs = vec![value_info(&input_name, DataType::Float, &opt(&input_shape))];
     let labels = cx.b.fresh("labels");

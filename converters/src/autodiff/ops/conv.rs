@@ -5,7 +5,8 @@
 //! convolved with dYᵀ [M, N, …] as kernel, swapping strides and dilations; the result can over-cover the kernel
 //! window by up to stride−1 and is sliced. dB = ΣdY over batch and space.
 
-use crate::autodiff::cx::GradCx;
+use crate::autodiff::cx::{DwStrategy, GradCx};
+use crate::autodiff::ops::common::Window;
 use crate::autodiff::error::{Result, shape_err};
 use crate::autodiff::info::ValInfo;
 use crate::autodiff::ops::common::{input_info, out0, window};
@@ -71,7 +72,9 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
         out[0] = Some(dx);
     }
 
-    if cx.needs(w) {
+    if cx.needs(w) && group == 1 && r == 2 && cx.dw != DwStrategy::TransposedConv {
+        out[1] = Some(dw_im2col(cx, x, dy, &xs, &ws, &win, &base));
+    } else if cx.needs(w) {
         let (nb, c) = (xs[0], xs[1]);
         let cg = c / group;
         let spatial: Vec<i64> = (2..2 + r as i64).collect();
@@ -128,4 +131,47 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
         out[2] = Some(cx.reduce_sum(dy, &axes, false));
     }
     Ok(out)
+}
+
+/// dW by im2col: the kh·kw strided window samples of the padded X, stacked to [N·Ho·Wo, C·kh·kw], times
+/// dYᵀ [M, N·Ho·Wo] in one Gemm. One large GEMM instead of C small convolutions over huge kernels.
+fn dw_im2col(cx: &mut GradCx, x: &str, dy: &str, xs: &[i64], ws: &[i64], win: &Window, base: &str) -> String {
+    let (nb, c, m) = (xs[0], xs[1], ws[0]);
+    let (kh, kw) = (win.kernel[0], win.kernel[1]);
+    let (ho, wo) = (win.output[0], win.output[1]);
+    let (sh, sw) = (win.strides[0], win.strides[1]);
+    let (dh, dw) = (win.dilations[0], win.dilations[1]);
+    let p = &win.pads;
+    let xp = if p.iter().any(|&v| v > 0) {
+        cx.pad(x, &[0, 0, p[0], p[1], 0, 0, p[2], p[3]], Some(0.0))
+    } else {
+        x.to_string()
+    };
+    let mut parts = Vec::with_capacity((kh * kw) as usize);
+    for i in 0..kh {
+        for j in 0..kw {
+            let (oh, ow) = (i * dh, j * dw);
+            let full = oh == 0 && ow == 0 && sh == 1 && sw == 1 && ho == xs[2] + p[0] + p[2] && wo == xs[3] + p[1] + p[3];
+            let sample = if full {
+                xp.clone()
+            } else {
+                cx.slice(&xp, &[oh, ow], &[oh + sh * (ho - 1) + 1, ow + sw * (wo - 1) + 1], &[2, 3], &[sh, sw])
+            };
+            parts.push(cx.reshape(&sample, &[nb, c, 1, ho * wo]));
+        }
+    }
+    let stacked = if parts.len() == 1 {
+        parts.pop().unwrap_or_default()
+    } else {
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        cx.op("Concat", &format!("{base}_cols"), &refs, vec![("axis", Attr::Int(2))])
+    };
+    // [N, C, kk, P] → [N, P, C, kk] → [N·P, C·kk]
+    let cols = cx.op("Transpose", &format!("{base}_colsT"), &[&stacked], vec![("perm", Attr::Ints(vec![0, 3, 1, 2]))]);
+    let cols = cx.reshape(&cols, &[nb * ho * wo, c * kh * kw]);
+    let dy3 = cx.reshape(dy, &[nb, m, ho * wo]);
+    let dyt = cx.op("Transpose", &format!("{base}_dyT"), &[&dy3], vec![("perm", Attr::Ints(vec![1, 0, 2]))]);
+    let dy2 = cx.reshape(&dyt, &[m, nb * ho * wo]);
+    let g = cx.op("Gemm", &format!("{base}_dw2"), &[&dy2, &cols], vec![]);
+    cx.reshape(&g, ws)
 }
