@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Finetune(a) => commands::finetune::run(a),
         Command::Train(a) => commands::train::run(a),
+        Command::BenchTrain(a) => commands::train::run_bench(a),
     };
     toolkit::commands::finish(result)
 }

@@ -12,7 +12,7 @@
 //! (Relu, MaxPool, Clip) can cross a kink inside ±h, which perturbs the quotient by O(h) on the few affected
 //! elements only; random inputs keep such crossings rare and the same bound holds in practice.
 
-use converters::autodiff::{BnMode, Optimizer, StateKind, TrainStepConfig, build_train_step};
+use converters::autodiff::{BnMode, DwStrategy, Optimizer, StateKind, TrainStepConfig, build_train_step};
 use converters::ir::Model;
 use converters::ir::build::{self, Attr, GraphBuilder};
 use converters::proto::tensor_proto::DataType;
@@ -64,6 +64,7 @@ const KINKED: Check = Check {
     bn: BnMode::Train,
     h: 3e-4,
     seed: 7,
+    dw: DwStrategy::Auto,
 };
 
 #[derive(Clone, Copy)]
@@ -71,6 +72,7 @@ struct Check {
     bn: BnMode,
     h: f32,
     seed: u64,
+    dw: DwStrategy,
 }
 
 impl Default for Check {
@@ -79,6 +81,7 @@ impl Default for Check {
             bn: BnMode::Train,
             h: 1e-3,
             seed: 7,
+            dw: DwStrategy::Auto,
         }
     }
 }
@@ -93,6 +96,7 @@ fn check(name: &str, model: &Model, x_shape: &[i64], opts: Check) {
         },
         bn: opts.bn,
         emit_gradients: true,
+        dw: opts.dw,
         ..Default::default()
     };
     let step = build_train_step(model, &cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -163,7 +167,13 @@ fn conv_case(name: &str, x_shape: &[i64], w_shape: &[i64], bias: bool, attrs: Ve
         let refs: Vec<&str> = ins.iter().map(String::as_str).collect();
         b.op("Conv", "y", &refs, attrs)
     });
+    // Both dW formulations: per-offset Gemms (Auto, ungrouped) and the Conv over transposed tensors.
     check(name, &m, x_shape, Check::default());
+    let transposed = Check {
+        dw: DwStrategy::TransposedConv,
+        ..Default::default()
+    };
+    check(&format!("{name} (transposed-conv dW)"), &m, x_shape, transposed);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! `ratio finetune` and `ratio train`.
 
 pub mod augment;
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod eval;

@@ -133,8 +133,9 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
     Ok(out)
 }
 
-/// dW by im2col: the kh·kw strided window samples of the padded X, stacked to [N·Ho·Wo, C·kh·kw], times
-/// dYᵀ [M, N·Ho·Wo] in one Gemm. One large GEMM instead of C small convolutions over huge kernels.
+/// dW by per-offset Gemms: with X and dY transposed to channel-major ([C, N·H·W], [M, N·Ho·Wo]), each kernel
+/// offset (i, j) is one Gemm dY₂ · S_ijᵀ → [M, C], where S_ij is the strided window sample of the padded X.
+/// Nothing of im2col's kh·kw-times-larger column matrix is ever transposed or concatenated.
 fn dw_im2col(cx: &mut GradCx, x: &str, dy: &str, xs: &[i64], ws: &[i64], win: &Window, base: &str) -> String {
     let (nb, c, m) = (xs[0], xs[1], ws[0]);
     let (kh, kw) = (win.kernel[0], win.kernel[1]);
@@ -142,36 +143,41 @@ fn dw_im2col(cx: &mut GradCx, x: &str, dy: &str, xs: &[i64], ws: &[i64], win: &W
     let (sh, sw) = (win.strides[0], win.strides[1]);
     let (dh, dw) = (win.dilations[0], win.dilations[1]);
     let p = &win.pads;
-    let xp = if p.iter().any(|&v| v > 0) {
-        cx.pad(x, &[0, 0, p[0], p[1], 0, 0, p[2], p[3]], Some(0.0))
+    let swap = Attr::Ints(vec![1, 0, 2, 3]);
+    let xt = cx.op("Transpose", &format!("{base}_xT"), &[x], vec![("perm", swap.clone())]);
+    let xtp = if p.iter().any(|&v| v > 0) {
+        cx.pad(&xt, &[0, 0, p[0], p[1], 0, 0, p[2], p[3]], Some(0.0))
     } else {
-        x.to_string()
+        xt
     };
+    let dyt = cx.op("Transpose", &format!("{base}_dyT"), &[dy], vec![("perm", swap)]);
+    let dy2 = cx.reshape(&dyt, &[m, nb * ho * wo]);
+    let (hp, wp) = (xs[2] + p[0] + p[2], xs[3] + p[1] + p[3]);
     let mut parts = Vec::with_capacity((kh * kw) as usize);
     for i in 0..kh {
         for j in 0..kw {
             let (oh, ow) = (i * dh, j * dw);
-            let full = oh == 0 && ow == 0 && sh == 1 && sw == 1 && ho == xs[2] + p[0] + p[2] && wo == xs[3] + p[1] + p[3];
+            let full = oh == 0 && ow == 0 && sh == 1 && sw == 1 && ho == hp && wo == wp;
             let sample = if full {
-                xp.clone()
+                xtp.clone()
             } else {
-                cx.slice(&xp, &[oh, ow], &[oh + sh * (ho - 1) + 1, ow + sw * (wo - 1) + 1], &[2, 3], &[sh, sw])
+                cx.slice(&xtp, &[oh, ow], &[oh + sh * (ho - 1) + 1, ow + sw * (wo - 1) + 1], &[2, 3], &[sh, sw])
             };
-            parts.push(cx.reshape(&sample, &[nb, c, 1, ho * wo]));
+            let s2 = cx.reshape(&sample, &[c, nb * ho * wo]);
+            let g = cx.op(
+                "Gemm",
+                &format!("{base}_dw_{i}_{j}"),
+                &[&dy2, &s2],
+                vec![("transB", Attr::Int(1))],
+            );
+            parts.push(cx.reshape(&g, &[m, c, 1]));
         }
     }
     let stacked = if parts.len() == 1 {
         parts.pop().unwrap_or_default()
     } else {
         let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-        cx.op("Concat", &format!("{base}_cols"), &refs, vec![("axis", Attr::Int(2))])
+        cx.op("Concat", &format!("{base}_dw_k"), &refs, vec![("axis", Attr::Int(2))])
     };
-    // [N, C, kk, P] → [N, P, C, kk] → [N·P, C·kk]
-    let cols = cx.op("Transpose", &format!("{base}_colsT"), &[&stacked], vec![("perm", Attr::Ints(vec![0, 3, 1, 2]))]);
-    let cols = cx.reshape(&cols, &[nb * ho * wo, c * kh * kw]);
-    let dy3 = cx.reshape(dy, &[nb, m, ho * wo]);
-    let dyt = cx.op("Transpose", &format!("{base}_dyT"), &[&dy3], vec![("perm", Attr::Ints(vec![1, 0, 2]))]);
-    let dy2 = cx.reshape(&dyt, &[m, nb * ho * wo]);
-    let g = cx.op("Gemm", &format!("{base}_dw2"), &[&dy2, &cols], vec![]);
-    cx.reshape(&g, ws)
+    cx.reshape(&stacked, ws)
 }
