@@ -10,13 +10,22 @@ use toolkit::runtime::RuntimeConfig;
 use toolkit::train::bench::bench_train_step;
 
 fn main() {
-    let iters = std::env::var("RATIO_BENCH_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let iters = std::env::var("RATIO_BENCH_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     let proto = models::registry::by_name("resnet20", &ModelConfig::default()).expect("resnet20 builds");
     let mut model = Model::new(proto);
     model.path = Some("resnet20(3x32x32)".into());
     let rt = RuntimeConfig::cpu().with_threads(2);
-    for (name, dw) in [("auto", DwStrategy::Auto), ("transposed_conv", DwStrategy::TransposedConv)] {
+    for (name, dw) in [
+        ("auto", DwStrategy::Auto),
+        ("transposed_conv", DwStrategy::TransposedConv),
+    ] {
         let r = bench_train_step(&model, 128, iters, &rt, dw).expect("bench runs");
-        println!("cpu_f32_resnet20_b128_t2_dw_{name}: {}", serde_json::to_string(&r).expect("json"));
+        println!(
+            "cpu_f32_resnet20_b128_t2_dw_{name}: {}",
+            serde_json::to_string(&r).expect("json")
+        );
     }
 }

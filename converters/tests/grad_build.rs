@@ -31,7 +31,15 @@ fn registering_an_op_twice_is_an_error() {
     let err = Registry::from_rules(&rules).err().expect("duplicate must fail");
     assert!(matches!(err, GradError::DuplicateRule(ref op) if op == "Relu"), "{err}");
     let reg = converters::autodiff::registry().unwrap();
-    for op in ["Conv", "BatchNormalization", "MaxPool", "Gemm", "Concat", "Clip", "PRelu"] {
+    for op in [
+        "Conv",
+        "BatchNormalization",
+        "MaxPool",
+        "Gemm",
+        "Concat",
+        "Clip",
+        "PRelu",
+    ] {
         assert!(reg.get(op).is_some(), "{op} has no rule");
     }
 }
@@ -52,7 +60,10 @@ fn tiny(ops_: &[&str]) -> Model {
 fn unsupported_ops_are_listed_by_name_in_one_error() {
     let err = build_train_step(&tiny(&["Tanh", "Softplus", "Tanh"]), &cfg(2)).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("Softplus (1 node") && msg.contains("Tanh (2 nodes"), "{msg}");
+    assert!(
+        msg.contains("Softplus (1 node") && msg.contains("Tanh (2 nodes"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -63,7 +74,10 @@ fn nothing_trainable_is_an_error() {
     assert!(matches!(err, GradError::NoTrainableParams), "{err}");
     let mut c = cfg(2);
     c.train_only = Some(regex::Regex::new("nomatch").unwrap());
-    assert!(matches!(build_train_step(&tiny(&[]), &c).unwrap_err(), GradError::NoTrainableParams));
+    assert!(matches!(
+        build_train_step(&tiny(&[]), &c).unwrap_err(),
+        GradError::NoTrainableParams
+    ));
 }
 
 #[test]
@@ -83,7 +97,11 @@ fn mnist_cnn_train_step_is_valid_ir10_opset17_with_folded_shape_chain() {
     // Parameters are graph inputs, never initializers (initializers are constants to ORT).
     for s in &step.state {
         assert!(g.input.iter().any(|i| i.name.as_deref() == Some(s.input.as_str())));
-        assert!(g.initializer.iter().all(|t| t.name.as_deref() != Some(s.input.as_str())));
+        assert!(
+            g.initializer
+                .iter()
+                .all(|t| t.name.as_deref() != Some(s.input.as_str()))
+        );
         assert!(g.output.iter().any(|o| o.name.as_deref() == Some(s.output.as_str())));
     }
 }
@@ -119,7 +137,10 @@ fn to_inference_writes_weights_and_running_stats_back() {
     let back = step.to_inference(&values).unwrap();
     let g = back.graph();
     for (s, v) in step.state.iter().zip(&values) {
-        if !matches!(s.kind, StateKind::Param | StateKind::RunningMean | StateKind::RunningVar) {
+        if !matches!(
+            s.kind,
+            StateKind::Param | StateKind::RunningMean | StateKind::RunningVar
+        ) {
             continue;
         }
         let t = g
@@ -139,22 +160,41 @@ fn to_inference_writes_weights_and_running_stats_back() {
     let mut c = cfg(4);
     c.bn = BnMode::Frozen;
     let frozen = build_train_step(&m, &c).unwrap();
-    assert!(frozen.state.iter().all(|s| !matches!(s.kind, StateKind::RunningMean | StateKind::RunningVar)));
+    assert!(
+        frozen
+            .state
+            .iter()
+            .all(|s| !matches!(s.kind, StateKind::RunningMean | StateKind::RunningVar))
+    );
     assert!(frozen.state.iter().any(|s| s.name == "bn.bias"));
 }
 
 fn crate_constant(b: &mut GraphBuilder, name: &str, v: &[f32]) -> String {
     let t = converters::ir::tensor::from_f32("", &[v.len() as i64], v);
     let out = b.fresh(name);
-    b.graph.node.push(build::node("Constant", &format!("{out}/Constant"), &[], &[&out], vec![("value", Attr::Tensor(t))]));
+    b.graph.node.push(build::node(
+        "Constant",
+        &format!("{out}/Constant"),
+        &[],
+        &[&out],
+        vec![("value", Attr::Tensor(t))],
+    ));
     out
 }
 
 #[test]
 fn bad_configuration_is_rejected() {
     let m = tiny(&["Relu"]);
-    assert!(matches!(build_train_step(&m, &cfg(0)).unwrap_err(), GradError::Config(_)));
+    assert!(matches!(
+        build_train_step(&m, &cfg(0)).unwrap_err(),
+        GradError::Config(_)
+    ));
     let mut c = cfg(2);
     c.label_smoothing = 1.5;
-    assert!(build_train_step(&m, &c).unwrap_err().to_string().contains("label smoothing"));
+    assert!(
+        build_train_step(&m, &c)
+            .unwrap_err()
+            .to_string()
+            .contains("label smoothing")
+    );
 }

@@ -36,6 +36,9 @@ fn cuda_train_steps_match_cpu() {
         let b = gpu.train_step(x.view(), y.view(), 0.05).unwrap().loss;
         // cuDNN picks other reduction orders than MLAS; after 20 SGD steps float32 trajectories drift by ~1e-4
         // relative. A corrupted update (e.g. one buffer bound as both input and output) differs by O(1).
-        assert!((a - b).abs() <= 1e-2 * a.abs().max(1.0), "step {t}: cpu loss {a} vs cuda loss {b}");
+        assert!(
+            (a - b).abs() <= 1e-2 * a.abs().max(1.0),
+            "step {t}: cpu loss {a} vs cuda loss {b}"
+        );
     }
 }

@@ -126,7 +126,9 @@ fn check(name: &str, model: &Model, x_shape: &[i64], opts: Check) {
             .unwrap();
         let len = base[idx].len();
         // Directional derivative along a random ±1 direction.
-        let d: Vec<f32> = (0..len).map(|_| if rng.random_bool(0.5) { 1.0 } else { -1.0 }).collect();
+        let d: Vec<f32> = (0..len)
+            .map(|_| if rng.random_bool(0.5) { 1.0 } else { -1.0 })
+            .collect();
         let mut plus = base.clone();
         let mut minus = base.clone();
         for ((p, m), dv) in plus[idx].iter_mut().zip(minus[idx].iter_mut()).zip(&d) {
@@ -178,7 +180,13 @@ fn conv_case(name: &str, x_shape: &[i64], w_shape: &[i64], bias: bool, attrs: Ve
 
 #[test]
 fn conv_plain_with_bias() {
-    conv_case("conv 3x3 pad 1", &[2, 2, 5, 5], &[3, 2, 3, 3], true, vec![("pads", Attr::Ints(vec![1, 1, 1, 1]))]);
+    conv_case(
+        "conv 3x3 pad 1",
+        &[2, 2, 5, 5],
+        &[3, 2, 3, 3],
+        true,
+        vec![("pads", Attr::Ints(vec![1, 1, 1, 1]))],
+    );
 }
 
 #[test]
@@ -188,7 +196,10 @@ fn conv_stride2_asymmetric_pads() {
         &[2, 2, 6, 7],
         &[3, 2, 3, 3],
         false,
-        vec![("strides", Attr::Ints(vec![2, 2])), ("pads", Attr::Ints(vec![0, 1, 1, 0]))],
+        vec![
+            ("strides", Attr::Ints(vec![2, 2])),
+            ("pads", Attr::Ints(vec![0, 1, 1, 0])),
+        ],
     );
 }
 
@@ -199,7 +210,10 @@ fn conv_dilated() {
         &[2, 2, 7, 7],
         &[2, 2, 3, 3],
         true,
-        vec![("dilations", Attr::Ints(vec![2, 2])), ("pads", Attr::Ints(vec![2, 1, 2, 1]))],
+        vec![
+            ("dilations", Attr::Ints(vec![2, 2])),
+            ("pads", Attr::Ints(vec![2, 1, 2, 1])),
+        ],
     );
 }
 
@@ -238,7 +252,13 @@ fn conv_depthwise() {
 
 #[test]
 fn conv_1x1_stride2_over_covered_window() {
-    conv_case("conv 1x1 stride 2", &[2, 3, 6, 6], &[4, 3, 1, 1], true, vec![("strides", Attr::Ints(vec![2, 2]))]);
+    conv_case(
+        "conv 1x1 stride 2",
+        &[2, 3, 6, 6],
+        &[4, 3, 1, 1],
+        true,
+        vec![("strides", Attr::Ints(vec![2, 2]))],
+    );
 }
 
 #[test]
@@ -248,7 +268,10 @@ fn conv_auto_pad_same_upper() {
         &[2, 2, 7, 6],
         &[3, 2, 3, 3],
         true,
-        vec![("auto_pad", Attr::Str("SAME_UPPER".into())), ("strides", Attr::Ints(vec![2, 2]))],
+        vec![
+            ("auto_pad", Attr::Str("SAME_UPPER".into())),
+            ("strides", Attr::Ints(vec![2, 2])),
+        ],
     );
 }
 
@@ -256,7 +279,12 @@ fn bn_net(bn: BnMode) -> Model {
     network(&[4, 3, 4, 4], 2, |b, x, rng| {
         let w = b.init_f32("W", &[3, 3, 3, 3], &rnd(rng, 81, -0.5, 0.5));
         let cb = b.init_f32("Wb", &[3], &rnd(rng, 3, -0.2, 0.2));
-        let conv = b.op("Conv", "conv", &[x, &w, &cb], vec![("pads", Attr::Ints(vec![1, 1, 1, 1]))]);
+        let conv = b.op(
+            "Conv",
+            "conv",
+            &[x, &w, &cb],
+            vec![("pads", Attr::Ints(vec![1, 1, 1, 1]))],
+        );
         let g = b.init_f32("gamma", &[3], &rnd(rng, 3, 0.5, 1.5));
         let be = b.init_f32("beta", &[3], &rnd(rng, 3, -0.2, 0.2));
         let rm = b.init_f32("rm", &[3], &rnd(rng, 3, -0.2, 0.2));
@@ -363,7 +391,10 @@ fn max_pool_variants() {
         "maxpool 2x2 s2 odd input",
         "MaxPool",
         &[2, 2, 7, 7],
-        vec![("kernel_shape", Attr::Ints(vec![2, 2])), ("strides", Attr::Ints(vec![2, 2]))],
+        vec![
+            ("kernel_shape", Attr::Ints(vec![2, 2])),
+            ("strides", Attr::Ints(vec![2, 2])),
+        ],
     );
     pool(
         "maxpool 3x3 s2 pad 1 overlapping",
@@ -389,7 +420,10 @@ fn max_pool_variants() {
         "maxpool dilated",
         "MaxPool",
         &[2, 2, 7, 7],
-        vec![("kernel_shape", Attr::Ints(vec![2, 2])), ("dilations", Attr::Ints(vec![2, 2]))],
+        vec![
+            ("kernel_shape", Attr::Ints(vec![2, 2])),
+            ("dilations", Attr::Ints(vec![2, 2])),
+        ],
     );
 }
 
@@ -399,7 +433,10 @@ fn average_pool_variants() {
         "avgpool 2x2 s2",
         "AveragePool",
         &[2, 2, 6, 6],
-        vec![("kernel_shape", Attr::Ints(vec![2, 2])), ("strides", Attr::Ints(vec![2, 2]))],
+        vec![
+            ("kernel_shape", Attr::Ints(vec![2, 2])),
+            ("strides", Attr::Ints(vec![2, 2])),
+        ],
     );
     pool(
         "avgpool 3x3 s2 pad 1 exclude pad",
@@ -438,7 +475,12 @@ fn reductions_and_reshapes() {
         &[2, 3, 4, 4],
         vec![("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))],
     );
-    pool("transpose", "Transpose", &[2, 3, 4, 5], vec![("perm", Attr::Ints(vec![0, 2, 3, 1]))]);
+    pool(
+        "transpose",
+        "Transpose",
+        &[2, 3, 4, 5],
+        vec![("perm", Attr::Ints(vec![0, 2, 3, 1]))],
+    );
     pool("identity", "Identity", &[2, 3, 4, 4], vec![]);
     pool("dropout (identity in the step)", "Dropout", &[2, 3, 4, 4], vec![]);
     let m = network(&[2, 3, 4, 4], 8, |b, x, _| {
@@ -491,7 +533,12 @@ fn resnet_block(act: &'static str) -> Model {
             let be = b.init_f32(&format!("{tag}_b"), &[4], &rnd(rng, 4, -0.2, 0.2));
             let rm = b.init_f32(&format!("{tag}_rm"), &[4], &[0.0; 4]);
             let rv = b.init_f32(&format!("{tag}_rv"), &[4], &[1.0; 4]);
-            b.op("BatchNormalization", &format!("{tag}_bn"), &[&c, &g, &be, &rm, &rv], vec![])
+            b.op(
+                "BatchNormalization",
+                &format!("{tag}_bn"),
+                &[&c, &g, &be, &rm, &rv],
+                vec![],
+            )
         };
         let a = conv_bn(b, x, "c1", rng);
         let r = b.op(act, "r1", &[&a], vec![]);
@@ -509,7 +556,12 @@ fn resnet_basic_block_with_training_bn() {
         h: 1e-2,
         ..Default::default()
     };
-    check("resnet basic block (sigmoid)", &resnet_block("Sigmoid"), &[4, 4, 6, 6], smooth);
+    check(
+        "resnet basic block (sigmoid)",
+        &resnet_block("Sigmoid"),
+        &[4, 4, 6, 6],
+        smooth,
+    );
     check("resnet basic block", &resnet_block("Relu"), &[4, 4, 6, 6], KINKED);
 }
 
@@ -538,7 +590,10 @@ fn densenet_concat_block() {
             "AveragePool",
             "y",
             &[&feats],
-            vec![("kernel_shape", Attr::Ints(vec![2, 2])), ("strides", Attr::Ints(vec![2, 2]))],
+            vec![
+                ("kernel_shape", Attr::Ints(vec![2, 2])),
+                ("strides", Attr::Ints(vec![2, 2])),
+            ],
         )
     });
     check("densenet block", &m, &[4, 3, 6, 6], KINKED);

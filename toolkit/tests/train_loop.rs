@@ -54,8 +54,15 @@ fn plain_cnn_learns_digits_to_95_percent() {
         "digits: initial {:?}, final {:.4}, best {:.4}, {:.1}s",
         out.initial_val_acc, out.final_val_acc, out.best_val_acc, out.seconds
     );
-    assert!(out.initial_val_acc.unwrap() < 0.3, "an untrained net should be near chance");
-    assert!(out.final_val_acc >= 0.95, "test accuracy {:.4} < 0.95", out.final_val_acc);
+    assert!(
+        out.initial_val_acc.unwrap() < 0.3,
+        "an untrained net should be near chance"
+    );
+    assert!(
+        out.final_val_acc >= 0.95,
+        "test accuracy {:.4} < 0.95",
+        out.final_val_acc
+    );
     // The written inference model loads and scores what the loop measured.
     let m = Model::load(&out.model_path).unwrap();
     let acc = toolkit::train::eval::accuracy(&m, &te, &RuntimeConfig::cpu(), 128).unwrap();
@@ -112,7 +119,11 @@ fn resume_continues_bit_identically() {
 }
 
 fn assert_untouched(dir: &Path) {
-    assert!(!dir.exists(), "{} was created although the input was rejected", dir.display());
+    assert!(
+        !dir.exists(),
+        "{} was created although the input was rejected",
+        dir.display()
+    );
 }
 
 fn err_of(model: &Model, tr: &TensorSet, te: &TensorSet, o: &TrainOptions) -> String {

@@ -36,7 +36,13 @@ fn mnist_cnn_2_to_1_recovers_by_fine_tuning() {
         ..Default::default()
     };
     let converted = convert(&original, &policy, None).unwrap().model;
-    let relus = |m: &Model| m.graph().node.iter().filter(|n| n.op_type.as_deref() == Some("Relu")).count();
+    let relus = |m: &Model| {
+        m.graph()
+            .node
+            .iter()
+            .filter(|n| n.op_type.as_deref() == Some("Relu"))
+            .count()
+    };
     assert_eq!((relus(&original), relus(&converted)), (4, 2));
     let dropped = accuracy(&converted, &te, &rt, 500).unwrap();
 
@@ -61,8 +67,15 @@ fn mnist_cnn_2_to_1_recovers_by_fine_tuning() {
         30_000,
         out.seconds
     );
-    assert!(dropped < base, "removing half the ReLUs should cost accuracy ({dropped} vs {base})");
-    assert!(out.final_val_acc >= 0.985, "fine-tuned accuracy {:.4} < 0.985", out.final_val_acc);
+    assert!(
+        dropped < base,
+        "removing half the ReLUs should cost accuracy ({dropped} vs {base})"
+    );
+    assert!(
+        out.final_val_acc >= 0.985,
+        "fine-tuned accuracy {:.4} < 0.985",
+        out.final_val_acc
+    );
     let reloaded = Model::load(&out.model_path).unwrap();
     assert_eq!(relus(&reloaded), 2);
 }

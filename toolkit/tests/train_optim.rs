@@ -19,7 +19,11 @@ fn linear() -> Model {
 }
 
 fn idx(s: &StepSession, name: &str, kind: StateKind) -> usize {
-    s.step.state.iter().position(|t| t.name == name && t.kind == kind).unwrap()
+    s.step
+        .state
+        .iter()
+        .position(|t| t.name == name && t.kind == kind)
+        .unwrap()
 }
 
 /// Run 3 steps and replay them with the optimizer written out in Rust from the graph's own gradients.
@@ -86,7 +90,10 @@ fn replay(opt: Optimizer) {
             let got: Vec<f32> = s.state[idx(&s, name, StateKind::Param)].iter().copied().collect();
             for (a, b) in got.iter().zip(&w[pi]) {
                 // Same float32 operations in a different order: a few ulps.
-                assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{opt:?} step {t} {name}: graph {a} vs formula {b}");
+                assert!(
+                    (a - b).abs() <= 1e-6 * (1.0 + b.abs()),
+                    "{opt:?} step {t} {name}: graph {a} vs formula {b}"
+                );
             }
         }
     }
@@ -131,7 +138,12 @@ fn training_bn_updates_running_stats_with_the_unbiased_variance() {
     let be = b.init_f32("b", &[2], &[0.0, 0.0]);
     let rm = b.init_f32("rm", &[2], &[0.5, -0.5]);
     let rv = b.init_f32("rv", &[2], &[2.0, 1.0]);
-    let n = b.op("BatchNormalization", "n", &[&c, &g, &be, &rm, &rv], vec![("momentum", Attr::Float(0.9))]);
+    let n = b.op(
+        "BatchNormalization",
+        "n",
+        &[&c, &g, &be, &rm, &rv],
+        vec![("momentum", Attr::Float(0.9))],
+    );
     let p = b.op("GlobalAveragePool", "p", &[&n], vec![]);
     let f = b.op("Flatten", "logits", &[&p], vec![]);
     b.output(&f, DataType::Float, &[None, Some(2)]);
@@ -160,6 +172,9 @@ fn training_bn_updates_running_stats_with_the_unbiased_variance() {
         let rm1 = s.state[idx(&s, "rm", StateKind::RunningMean)].as_slice().unwrap()[ch] as f64;
         let rv1 = s.state[idx(&s, "rv", StateKind::RunningVar)].as_slice().unwrap()[ch] as f64;
         assert!((rm1 - (0.9 * rm0 + 0.1 * mean)).abs() < 1e-6, "running mean {rm1}");
-        assert!((rv1 - (0.9 * rv0 + 0.1 * var_u)).abs() < 1e-6, "running var {rv1} (unbiased rule)");
+        assert!(
+            (rv1 - (0.9 * rv0 + 0.1 * var_u)).abs() < 1e-6,
+            "running var {rv1} (unbiased rule)"
+        );
     }
 }

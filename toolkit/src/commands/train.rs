@@ -28,7 +28,11 @@ pub struct TrainArgs {
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let (tr, te) = args.run.load_data()?;
     let [c, h, w] = tr.sample_shape;
-    anyhow::ensure!(h == w, "{}: {h}×{w} images; the reference builders need square inputs", tr.info.path);
+    anyhow::ensure!(
+        h == w,
+        "{}: {h}×{w} images; the reference builders need square inputs",
+        tr.info.path
+    );
     let cfg = ModelConfig::new(c as i64, h as i64, tr.classes as i64)
         .with_seed(args.init_seed)
         .with_width(args.width);

@@ -69,7 +69,9 @@ pub fn bench_train_step(
     let k = step.num_classes;
     let nodes = step.model.graph.as_ref().map_or(0, |g| g.node.len());
     // Deterministic, non-constant inputs.
-    let x = ArrayD::from_shape_fn(IxDyn(&shape), |i| ((i[0] * 131 + i[2] * 29 + i[3] * 7 + i[1]) % 97) as f32 / 97.0);
+    let x = ArrayD::from_shape_fn(IxDyn(&shape), |i| {
+        ((i[0] * 131 + i[2] * 29 + i[3] * 7 + i[1]) % 97) as f32 / 97.0
+    });
     let y = ArrayD::from_shape_fn(IxDyn(&[batch]), |i| (i[0] as i64 * 7) % k);
 
     let mut runner = Runner::from_model(model, runtime)?;

@@ -102,7 +102,12 @@ fn load_digits(path: &Path) -> Result<(TensorSet, TensorSet)> {
         }
         let cells: Vec<&str> = line.split(',').collect();
         if cells.len() != 65 {
-            bail!("{}:{}: expected 64 pixels and a label, found {} columns", path.display(), ln + 1, cells.len());
+            bail!(
+                "{}:{}: expected 64 pixels and a label, found {} columns",
+                path.display(),
+                ln + 1,
+                cells.len()
+            );
         }
         let parse = |s: &str| s.trim().parse::<f32>();
         let px: Result<Vec<f32>, _> = cells[..64].iter().map(|c| parse(c)).collect();
@@ -133,7 +138,12 @@ fn load_digits(path: &Path) -> Result<(TensorSet, TensorSet)> {
             info: DataInfo {
                 path: path.display().to_string(),
                 sha256: sha.clone(),
-                split: if test { "test: index % 5 == 4" } else { "train: index % 5 != 4" }.into(),
+                split: if test {
+                    "test: index % 5 == 4"
+                } else {
+                    "train: index % 5 != 4"
+                }
+                .into(),
                 preprocess: "x/16".into(),
             },
         }
@@ -158,7 +168,10 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
 fn idx(path: &Path, want_dims: usize) -> Result<(Vec<usize>, Vec<u8>, String)> {
     let (b, sha) = read_gz(path)?;
     if b.len() < 4 || b[0] != 0 || b[1] != 0 || b[2] != 0x08 || b[3] as usize != want_dims {
-        bail!("{}: not an IDX file of unsigned bytes with {want_dims} dims", path.display());
+        bail!(
+            "{}: not an IDX file of unsigned bytes with {want_dims} dims",
+            path.display()
+        );
     }
     let mut dims = Vec::new();
     for i in 0..want_dims {
@@ -170,7 +183,12 @@ fn idx(path: &Path, want_dims: usize) -> Result<(Vec<usize>, Vec<u8>, String)> {
     }
     let body = b[4 + 4 * want_dims..].to_vec();
     if body.len() != dims.iter().product::<usize>() {
-        bail!("{}: {} data bytes, dims {dims:?} need {}", path.display(), body.len(), dims.iter().product::<usize>());
+        bail!(
+            "{}: {} data bytes, dims {dims:?} need {}",
+            path.display(),
+            body.len(),
+            dims.iter().product::<usize>()
+        );
     }
     Ok((dims, body, sha))
 }
@@ -179,7 +197,12 @@ fn load_mnist(dir: &Path, split: &str) -> Result<TensorSet> {
     let (idims, pixels, isha) = idx(&find(dir, &format!("{split}-images"))?, 3)?;
     let (ldims, labels, _) = idx(&find(dir, &format!("{split}-labels"))?, 1)?;
     if idims[0] != ldims[0] {
-        bail!("{}: {} images but {} labels in split {split}", dir.display(), idims[0], ldims[0]);
+        bail!(
+            "{}: {} images but {} labels in split {split}",
+            dir.display(),
+            idims[0],
+            ldims[0]
+        );
     }
     Ok(TensorSet {
         x: pixels.iter().map(|&p| (p as f32 / 255.0 - 0.1307) / 0.3081).collect(),

@@ -30,7 +30,11 @@ pub fn accuracy(model: &Model, set: &TensorSet, runtime: &RuntimeConfig, batch: 
         .first()
         .map(|s| (s.name.clone(), s.dims.first().copied().flatten()))
         .context("the model has no inputs")?;
-    let output = runner.outputs().first().map(|s| s.name.clone()).context("the model has no outputs")?;
+    let output = runner
+        .outputs()
+        .first()
+        .map(|s| s.name.clone())
+        .context("the model has no outputs")?;
     let chunk = match input.1 {
         Some(fixed) if fixed > 0 => fixed as usize,
         _ => batch.max(1),
@@ -42,7 +46,11 @@ pub fn accuracy(model: &Model, set: &TensorSet, runtime: &RuntimeConfig, batch: 
     while start < set.len() {
         let n = chunk.min(set.len() - start);
         if input.1.is_some_and(|f| f as usize != n) {
-            bail!("model input '{}' has a fixed batch of {chunk}; {} samples do not divide", input.0, set.len());
+            bail!(
+                "model input '{}' has a fixed batch of {chunk}; {} samples do not divide",
+                input.0,
+                set.len()
+            );
         }
         let view = ArrayViewD::from_shape(IxDyn(&[n, c, h, w]), &set.x[start * per..(start + n) * per])?;
         let out = runner.run_select(&[(input.0.as_str(), Feed::F32(view))], &[output.as_str()])?;

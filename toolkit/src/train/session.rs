@@ -83,7 +83,12 @@ impl StepSession {
                 return Err(e);
             }
         };
-        let loss = out.get(&self.step.loss_output)?.iter().copied().next().unwrap_or(f32::NAN);
+        let loss = out
+            .get(&self.step.loss_output)?
+            .iter()
+            .copied()
+            .next()
+            .unwrap_or(f32::NAN);
         if !loss.is_finite() {
             self.state = state;
             return Ok(StepOut {
@@ -112,7 +117,11 @@ impl StepSession {
         extra: &[&str],
     ) -> Result<(f32, Vec<ArrayD<f32>>)> {
         if state.len() != self.step.state.len() {
-            bail!("{} state tensors given, the step has {}", state.len(), self.step.state.len());
+            bail!(
+                "{} state tensors given, the step has {}",
+                state.len(),
+                self.step.state.len()
+            );
         }
         let loss_name = self.step.loss_output.clone();
         let mut fetch = vec![loss_name.as_str()];

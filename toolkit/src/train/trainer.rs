@@ -287,7 +287,12 @@ pub fn train(model: &Model, data: &TensorSet, val: &TensorSet, opts: &TrainOptio
     };
     let t0 = Instant::now();
     let per = data.sample_len();
-    let shape = [opts.batch, data.sample_shape[0], data.sample_shape[1], data.sample_shape[2]];
+    let shape = [
+        opts.batch,
+        data.sample_shape[0],
+        data.sample_shape[1],
+        data.sample_shape[2],
+    ];
     let mut xb = vec![0f32; opts.batch * per];
     let mut yb = vec![0i64; opts.batch];
     let mut records = Vec::new();
@@ -398,7 +403,13 @@ pub fn train(model: &Model, data: &TensorSet, val: &TensorSet, opts: &TrainOptio
         records.push(rec);
     }
     let final_model = sess.inference_model()?;
-    save_model(&final_model, &model_path, &identity, final_acc, end_epoch.max(start_epoch))?;
+    save_model(
+        &final_model,
+        &model_path,
+        &identity,
+        final_acc,
+        end_epoch.max(start_epoch),
+    )?;
     Ok(TrainOutcome {
         identity,
         epochs: records,
@@ -420,6 +431,7 @@ fn save_model(m: &Model, path: &Path, id: &RunIdentity, val_acc: f64, epochs: u6
     m.set_metadata("ratio.finetune.epochs", epochs.to_string());
     m.set_metadata("ratio.finetune.seed", id.seed.to_string());
     m.set_metadata("ratio.finetune.val_acc", format!("{val_acc:.6}"));
-    m.save(path, false).with_context(|| format!("writing {}", path.display()))?;
+    m.save(path, false)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

@@ -63,7 +63,10 @@ fn forward_train(cx: &mut GradCx, n: &NodeProto) -> Result<bool> {
     }
     let g = geo(cx, n)?;
     if g.m < 2 {
-        return Err(unsupported(n, "training-mode BatchNorm needs more than one value per channel"));
+        return Err(unsupported(
+            n,
+            "training-mode BatchNorm needs more than one value per channel",
+        ));
     }
     let eps = n.get_f("epsilon")?.unwrap_or(1e-5);
     let momentum = n.get_f("momentum")?.unwrap_or(0.9);
@@ -82,7 +85,9 @@ fn forward_train(cx: &mut GradCx, n: &NodeProto) -> Result<bool> {
     let a = cx.mul(&gamma, &r);
     let scaled = cx.mul(&xc, &a);
     let name = cx.b.fresh(&format!("{y}/bn_train"));
-    cx.b.graph.node.push(node("Add", &name, &[&scaled, &beta], &[&y], vec![]));
+    cx.b.graph
+        .node
+        .push(node("Add", &name, &[&scaled, &beta], &[&y], vec![]));
 
     let keep = cx.scalar(momentum);
     let take = cx.scalar(1.0 - momentum);

@@ -137,7 +137,12 @@ fn tiled(cx: &mut GradCx, n: &NodeProto, xs: &[i64], w: &Window, dy: &str) -> St
         x.to_string()
     };
     let x6 = cx.reshape(&xc, &[nb, c, ho, kh, wo, kw]);
-    let xw = cx.op("Transpose", "mp_win", &[&x6], vec![("perm", Attr::Ints(vec![0, 1, 2, 4, 3, 5]))]);
+    let xw = cx.op(
+        "Transpose",
+        "mp_win",
+        &[&x6],
+        vec![("perm", Attr::Ints(vec![0, 1, 2, 4, 3, 5]))],
+    );
     let xw = cx.reshape(&xw, &[nb, c, ho, wo, kh * kw]);
     let y5 = cx.reshape(out0(n), &[nb, c, ho, wo, 1]);
     let eq = cx.op("Equal", "mp_eq", &[&xw, &y5], vec![]);
@@ -150,7 +155,12 @@ fn tiled(cx: &mut GradCx, n: &NodeProto, xs: &[i64], w: &Window, dy: &str) -> St
     let dy5 = cx.reshape(dy, &[nb, c, ho, wo, 1]);
     let routed = cx.mask(&first, &dy5);
     let r6 = cx.reshape(&routed, &[nb, c, ho, wo, kh, kw]);
-    let back = cx.op("Transpose", "mp_unwin", &[&r6], vec![("perm", Attr::Ints(vec![0, 1, 2, 4, 3, 5]))]);
+    let back = cx.op(
+        "Transpose",
+        "mp_unwin",
+        &[&r6],
+        vec![("perm", Attr::Ints(vec![0, 1, 2, 4, 3, 5]))],
+    );
     let dxc = cx.reshape(&back, &[nb, c, hc, wc]);
     if hc != h || wc != wd {
         cx.pad(&dxc, &[0, 0, 0, 0, 0, 0, h - hc, wd - wc], None)
@@ -178,7 +188,16 @@ fn place(cx: &mut GradCx, v: &str, dims: [i64; 4], s: [i64; 2], off: [i64; 2], t
     };
     cx.pad(
         &cut,
-        &[0, 0, off[0], off[1], 0, 0, target[0] - off[0] - lh, target[1] - off[1] - lw],
+        &[
+            0,
+            0,
+            off[0],
+            off[1],
+            0,
+            0,
+            target[0] - off[0] - lh,
+            target[1] - off[1] - lw,
+        ],
         None,
     )
 }
