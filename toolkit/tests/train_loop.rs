@@ -127,7 +127,7 @@ fn assert_untouched(dir: &Path) {
 }
 
 fn err_of(model: &Model, tr: &TensorSet, te: &TensorSet, o: &TrainOptions) -> String {
-    let e = train(model, tr, te, o).err().expect("must fail");
+    let e = train(model, tr, te, o).expect_err("must fail");
     format!("{e:#}")
 }
 

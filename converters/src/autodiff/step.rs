@@ -350,10 +350,7 @@ pub fn build_train_step(model: &Model, cfg: &TrainStepConfig) -> Result<TrainSte
         let Grad::Rule(f) = rule.grad else { continue };
         let mut dys = Vec::with_capacity(n.output.len());
         for o in &n.output {
-            dys.push(match grads.get(o) {
-                Some(parts) => Some(sum(&mut cx, &parts.clone())),
-                None => None,
-            });
+            dys.push(grads.get(o).map(|parts| sum(&mut cx, &parts.clone())));
         }
         let dxs = f(&mut cx, n, &dys)?;
         for (inp, dx) in n.input.iter().zip(dxs) {

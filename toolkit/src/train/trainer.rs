@@ -141,7 +141,7 @@ fn epoch_rng(seed: u64, epoch: u64, stream: u64) -> ChaCha8Rng {
 }
 
 fn check_options(opts: &TrainOptions, n_train: usize, data: &TensorSet) -> Result<()> {
-    if !(opts.lr > 0.0 && opts.lr.is_finite()) {
+    if opts.lr.is_nan() || opts.lr <= 0.0 || opts.lr.is_infinite() {
         bail!("learning rate must be a positive number, got {}", opts.lr);
     }
     if opts.epochs == 0 {
