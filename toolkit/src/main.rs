@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         Command::Finetune(a) => commands::finetune::run(a),
         Command::Train(a) => commands::train::run(a),
         Command::BenchTrain(a) => commands::train::run_bench(a),
+        Command::Model(a) => commands::model::run(a),
     };
     toolkit::commands::finish(result)
 }
