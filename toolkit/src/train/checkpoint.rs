@@ -42,7 +42,9 @@ pub fn save(path: &Path, header: &Header, state: &[ArrayD<f32>]) -> Result<()> {
             buf.extend_from_slice(&v.to_le_bytes());
         }
     }
-    write_atomic(path, &buf).with_context(|| format!("writing checkpoint {}", path.display()))
+    write_atomic(path, &buf)
+        .map(|_sha| ())
+        .with_context(|| format!("writing checkpoint {}", path.display()))
 }
 
 pub fn load(path: &Path) -> Result<(Header, Vec<ArrayD<f32>>)> {
