@@ -159,9 +159,10 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
     Ok(out)
 }
 
-/// dW by per-offset Gemms: with X and dY transposed to channel-major ([C, N·H·W], [M, N·Ho·Wo]), each kernel
-/// offset (i, j) is one Gemm dY₂ · S_ijᵀ → [M, C], where S_ij is the strided window sample of the padded X.
-/// Nothing of im2col's kh·kw-times-larger column matrix is ever transposed or concatenated.
+/// dW by per-offset batched MatMuls: for each kernel offset (i, j), the strided window sample S_ij of the
+/// padded X, viewed as [N, C, Ho·Wo], times dY viewed as [N, Ho·Wo, M] gives per-sample [N, C, M] products that
+/// are summed over N. Only dY is transposed (once); the batch dimension lets ORT spread the small GEMMs over
+/// threads, which one long-K Gemm with a 16×16 output could not.
 fn dw_im2col(cx: &mut GradCx, x: &str, dy: &str, xs: &[i64], ws: &[i64], win: &Window, base: &str) -> String {
     let (nb, c, m) = (xs[0], xs[1], ws[0]);
     let (kh, kw) = (win.kernel[0], win.kernel[1]);
@@ -169,15 +170,18 @@ fn dw_im2col(cx: &mut GradCx, x: &str, dy: &str, xs: &[i64], ws: &[i64], win: &W
     let (sh, sw) = (win.strides[0], win.strides[1]);
     let (dh, dw) = (win.dilations[0], win.dilations[1]);
     let p = &win.pads;
-    let swap = Attr::Ints(vec![1, 0, 2, 3]);
-    let xt = cx.op("Transpose", &format!("{base}_xT"), &[x], vec![("perm", swap.clone())]);
-    let xtp = if p.iter().any(|&v| v > 0) {
-        cx.pad(&xt, &[0, 0, p[0], p[1], 0, 0, p[2], p[3]], Some(0.0))
+    let xp = if p.iter().any(|&v| v > 0) {
+        cx.pad(x, &[0, 0, p[0], p[1], 0, 0, p[2], p[3]], Some(0.0))
     } else {
-        xt
+        x.to_string()
     };
-    let dyt = cx.op("Transpose", &format!("{base}_dyT"), &[dy], vec![("perm", swap)]);
-    let dy2 = cx.reshape(&dyt, &[m, nb * ho * wo]);
+    let dy3 = cx.reshape(dy, &[nb, m, ho * wo]);
+    let dyt = cx.op(
+        "Transpose",
+        &format!("{base}_dyT"),
+        &[&dy3],
+        vec![("perm", Attr::Ints(vec![0, 2, 1]))],
+    );
     let (hp, wp) = (xs[2] + p[0] + p[2], xs[3] + p[1] + p[3]);
     let mut parts = Vec::with_capacity((kh * kw) as usize);
     for i in 0..kh {
@@ -185,31 +189,28 @@ fn dw_im2col(cx: &mut GradCx, x: &str, dy: &str, xs: &[i64], ws: &[i64], win: &W
             let (oh, ow) = (i * dh, j * dw);
             let full = oh == 0 && ow == 0 && sh == 1 && sw == 1 && ho == hp && wo == wp;
             let sample = if full {
-                xtp.clone()
+                xp.clone()
             } else {
-                cx.slice(
-                    &xtp,
-                    &[oh, ow],
-                    &[oh + sh * (ho - 1) + 1, ow + sw * (wo - 1) + 1],
-                    &[2, 3],
-                    &[sh, sw],
-                )
+                cx.slice(&xp, &[oh, ow], &[oh + sh * (ho - 1) + 1, ow + sw * (wo - 1) + 1], &[2, 3], &[sh, sw])
             };
-            let s2 = cx.reshape(&sample, &[c, nb * ho * wo]);
-            let g = cx.op(
-                "Gemm",
-                &format!("{base}_dw_{i}_{j}"),
-                &[&dy2, &s2],
-                vec![("transB", Attr::Int(1))],
-            );
-            parts.push(cx.reshape(&g, &[m, c, 1]));
+            let s3 = cx.reshape(&sample, &[nb, c, ho * wo]);
+            let prod = cx.op("MatMul", &format!("{base}_dw_{i}_{j}"), &[&s3, &dyt], vec![]);
+            let summed = cx.reduce_sum(&prod, &[0], false);
+            parts.push(cx.reshape(&summed, &[1, c, m]));
         }
     }
     let stacked = if parts.len() == 1 {
         parts.pop().unwrap_or_default()
     } else {
         let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-        cx.op("Concat", &format!("{base}_dw_k"), &refs, vec![("axis", Attr::Int(2))])
+        cx.op("Concat", &format!("{base}_dw_k"), &refs, vec![("axis", Attr::Int(0))])
     };
-    cx.reshape(&stacked, ws)
+    // [kh·kw, C, M] → [M, C, kh·kw] → [M, C, kh, kw]
+    let t = cx.op(
+        "Transpose",
+        &format!("{base}_dw_t"),
+        &[&stacked],
+        vec![("perm", Attr::Ints(vec![2, 1, 0]))],
+    );
+    cx.reshape(&t, ws)
 }
