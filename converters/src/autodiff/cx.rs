@@ -16,13 +16,14 @@ pub enum BnMode {
     Frozen,
 }
 
-/// How Conv weight gradients are formed (both are exact; they differ in speed by layer shape).
+/// How Conv gradients are formed (both are exact; they differ in speed by layer shape).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DwStrategy {
-    /// im2col + one Gemm for ungrouped 2-D convs, transposed Conv otherwise.
+    /// Ungrouped 2-D convs: dW by per-offset batched MatMuls, stride-1 dX by a Conv with the flipped kernel;
+    /// everything else as in `TransposedConv`.
     #[default]
     Auto,
-    /// Always the Conv over transposed tensors.
+    /// The reference formulation: dW as a Conv over transposed tensors, dX as ConvTranspose.
     TransposedConv,
 }
 

@@ -62,19 +62,29 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
     let base = out0(n).to_string();
 
     if cx.needs(x) {
-        let dx = cx.op(
-            "ConvTranspose",
-            &format!("{base}_dx"),
-            &[dy, w],
-            vec![
-                ("strides", Attr::Ints(win.strides.clone())),
-                ("pads", Attr::Ints(win.pads.clone())),
-                ("dilations", Attr::Ints(win.dilations.clone())),
-                ("group", Attr::Int(group)),
-                ("kernel_shape", Attr::Ints(win.kernel.clone())),
-                ("output_padding", Attr::Ints(win.output_padding())),
-            ],
-        );
+        let r = win.rank();
+        let stride1 = win.strides.iter().all(|&v| v == 1);
+        let fits = (0..r).all(|i| {
+            let span = win.dilations[i] * (win.kernel[i] - 1);
+            win.pads[i] <= span && win.pads[i + r] <= span
+        });
+        let dx = if group == 1 && stride1 && fits && cx.dw == DwStrategy::Auto {
+            dx_by_conv(cx, dy, w, &win, &base)
+        } else {
+            cx.op(
+                "ConvTranspose",
+                &format!("{base}_dx"),
+                &[dy, w],
+                vec![
+                    ("strides", Attr::Ints(win.strides.clone())),
+                    ("pads", Attr::Ints(win.pads.clone())),
+                    ("dilations", Attr::Ints(win.dilations.clone())),
+                    ("group", Attr::Int(group)),
+                    ("kernel_shape", Attr::Ints(win.kernel.clone())),
+                    ("output_padding", Attr::Ints(win.output_padding())),
+                ],
+            )
+        };
         out[0] = Some(dx);
     }
 
@@ -191,7 +201,13 @@ fn dw_im2col(cx: &mut GradCx, x: &str, dy: &str, xs: &[i64], ws: &[i64], win: &W
             let sample = if full {
                 xp.clone()
             } else {
-                cx.slice(&xp, &[oh, ow], &[oh + sh * (ho - 1) + 1, ow + sw * (wo - 1) + 1], &[2, 3], &[sh, sw])
+                cx.slice(
+                    &xp,
+                    &[oh, ow],
+                    &[oh + sh * (ho - 1) + 1, ow + sw * (wo - 1) + 1],
+                    &[2, 3],
+                    &[sh, sw],
+                )
             };
             let s3 = cx.reshape(&sample, &[nb, c, ho * wo]);
             let prod = cx.op("MatMul", &format!("{base}_dw_{i}_{j}"), &[&s3, &dyt], vec![]);
@@ -213,4 +229,36 @@ fn dw_im2col(cx: &mut GradCx, x: &str, dy: &str, xs: &[i64], ws: &[i64], win: &W
         vec![("perm", Attr::Ints(vec![2, 1, 0]))],
     );
     cx.reshape(&t, ws)
+}
+
+/// Stride-1 dX as a plain Conv (ORT's Conv kernels beat ConvTranspose on CPU): dY convolved with W transposed to
+/// [C, M, …] and flipped in space, padded by d·(k−1) − p on each side.
+fn dx_by_conv(cx: &mut GradCx, dy: &str, w: &str, win: &Window, base: &str) -> String {
+    let r = win.rank();
+    let mut perm = vec![1, 0];
+    perm.extend(2..2 + r as i64);
+    let wt = cx.op(
+        "Transpose",
+        &format!("{base}_wT"),
+        &[w],
+        vec![("perm", Attr::Ints(perm))],
+    );
+    let axes: Vec<i64> = (2..2 + r as i64).collect();
+    let starts = vec![-1; r];
+    let ends = vec![i64::MIN; r];
+    let steps = vec![-1; r];
+    let wf = cx.slice(&wt, &starts, &ends, &axes, &steps);
+    let pads: Vec<i64> = (0..2 * r)
+        .map(|i| win.dilations[i % r] * (win.kernel[i % r] - 1) - win.pads[i])
+        .collect();
+    cx.op(
+        "Conv",
+        &format!("{base}_dx"),
+        &[dy, &wf],
+        vec![
+            ("pads", Attr::Ints(pads)),
+            ("dilations", Attr::Ints(win.dilations.clone())),
+            ("kernel_shape", Attr::Ints(win.kernel.clone())),
+        ],
+    )
 }
