@@ -9,6 +9,7 @@ use super::error::RichnessError;
 use super::layers::Layer;
 use super::patterns::{PatternCounter, split_hash};
 use crate::analysis::probe::RidgeProbe;
+pub use reports::schema::richness::LayerMetrics;
 use crate::analysis::spectrum::{effective_rank, participation_ratio, symmetric_eigenvalues};
 
 /// Knobs shared by every layer accumulator.
@@ -42,28 +43,6 @@ impl Default for RichnessOptions {
             classes: 10,
         }
     }
-}
-
-/// Per-layer results. Rectifier-only metrics are `None` at block outputs; spatial ones at layers without space.
-#[derive(Debug, Clone, Serialize)]
-pub struct LayerMetrics {
-    pub name: String,
-    pub op: String,
-    pub output: String,
-    pub depth: usize,
-    pub channels: usize,
-    pub spatial: usize,
-    pub samples: u64,
-    pub dead_fraction: Option<f64>,
-    pub sparsity: Option<f64>,
-    pub negative_mass: Option<f64>,
-    pub distinct_patterns: Option<usize>,
-    pub pattern_entropy_bits: Option<f64>,
-    pub effective_rank: Option<f64>,
-    pub participation_ratio: Option<f64>,
-    pub spatial_effective_rank: Option<f64>,
-    pub spatial_participation_ratio: Option<f64>,
-    pub probe_accuracy: Option<f64>,
 }
 
 /// Streaming state of one layer. Shapes are fixed by the first batch.
