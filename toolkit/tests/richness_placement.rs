@@ -44,7 +44,10 @@ fn negative_mass_placement_against_first_and_last() {
             let c = convert(&model, &policy, Some(&scores)).unwrap();
             accs.push(accuracy(&c.model, &x, &y));
         }
-        eprintln!("{n}:{m} protect={protect}: first {:.4} last {:.4} by-negative-mass {:.4}", accs[0], accs[1], accs[2]);
+        eprintln!(
+            "{n}:{m} protect={protect}: first {:.4} last {:.4} by-negative-mass {:.4}",
+            accs[0], accs[1], accs[2]
+        );
         rows.push(accs);
     }
     assert!(base > 0.98, "{base}");
@@ -52,9 +55,15 @@ fn negative_mass_placement_against_first_and_last() {
     assert!(rows.iter().flatten().all(|&a| a < base));
     let (first, last, neg) = (0, 1, 2);
     // 4:1 keeps one ReLU: the highest-scoring one beats both fixed rules by a wide margin.
-    assert!(rows[1][neg] > rows[1][first] + 0.05 && rows[1][neg] > rows[1][last] + 0.05, "{rows:?}");
+    assert!(
+        rows[1][neg] > rows[1][first] + 0.05 && rows[1][neg] > rows[1][last] + 0.05,
+        "{rows:?}"
+    );
     // It does not win in general: at 2:1 and 4:3 keeping the first ReLUs is clearly better (documented above).
-    assert!(rows[0][first] > rows[0][neg] + 0.03 && rows[2][first] > rows[2][neg] + 0.03, "{rows:?}");
+    assert!(
+        rows[0][first] > rows[0][neg] + 0.03 && rows[2][first] > rows[2][neg] + 0.03,
+        "{rows:?}"
+    );
     // The scores rank the deep ReLUs first, which is why the policy tracks `last` here.
     let deep = scores["/conv_layers/conv_layers.7/Relu"].min(scores["/conv_layers/conv_layers.4/Relu"]);
     assert!(deep > scores["/conv_layers/conv_layers.1/Relu"] && deep > scores["/fc_layers/fc_layers.1/Relu"]);

@@ -94,14 +94,20 @@ type Getter = fn(&LayerMetrics) -> Option<f64>;
 /// (file stem, axis label, getter) of every per-layer metric that gets a depth plot.
 pub const METRICS: [(&str, &str, Getter); 9] = [
     ("effective_rank", "effective rank (pooled)", |l| l.effective_rank),
-    ("participation_ratio", "participation ratio (pooled)", |l| l.participation_ratio),
-    ("spatial_effective_rank", "effective rank (spatial)", |l| l.spatial_effective_rank),
+    ("participation_ratio", "participation ratio (pooled)", |l| {
+        l.participation_ratio
+    }),
+    ("spatial_effective_rank", "effective rank (spatial)", |l| {
+        l.spatial_effective_rank
+    }),
     ("dead_fraction", "dead-unit fraction", |l| l.dead_fraction),
     ("sparsity", "sparsity", |l| l.sparsity),
     ("negative_mass", "negative mass at input", |l| l.negative_mass),
     ("pattern_entropy", "pattern entropy (bits)", |l| l.pattern_entropy_bits),
     ("probe_accuracy", "linear-probe accuracy", |l| l.probe_accuracy),
-    ("distinct_patterns", "distinct patterns", |l| l.distinct_patterns.map(|d| d as f64)),
+    ("distinct_patterns", "distinct patterns", |l| {
+        l.distinct_patterns.map(|d| d as f64)
+    }),
 ];
 
 fn short(name: &str) -> String {
@@ -122,7 +128,13 @@ impl RichnessBody {
                     points: m
                         .layers
                         .iter()
-                        .filter_map(|l| get(l).map(|y| Point { x: l.depth as f64, y, err: None }))
+                        .filter_map(|l| {
+                            get(l).map(|y| Point {
+                                x: l.depth as f64,
+                                y,
+                                err: None,
+                            })
+                        })
                         .collect(),
                 })
                 .filter(|s| !s.points.is_empty())
@@ -142,8 +154,11 @@ impl RichnessBody {
             ));
         }
         for (i, c) in self.cka.iter().enumerate() {
-            let values: Vec<Vec<f64>> =
-                c.values.iter().map(|r| r.iter().map(|v| v.unwrap_or(f64::NAN)).collect()).collect();
+            let values: Vec<Vec<f64>> = c
+                .values
+                .iter()
+                .map(|r| r.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+                .collect();
             if values.iter().flatten().any(|v| !v.is_finite()) {
                 continue;
             }
@@ -266,7 +281,9 @@ mod tests {
         // No spatial or probe values in this body: those plots are left out, the CKA map is there.
         assert!(stems.contains(&"effective_rank") && stems.contains(&"cka"));
         assert!(!stems.contains(&"probe_accuracy") && !stems.contains(&"spatial_effective_rank"));
-        let Figure::Line(l) = &figs[0].1 else { panic!("first figure is a line chart") };
+        let Figure::Line(l) = &figs[0].1 else {
+            panic!("first figure is a line chart")
+        };
         assert_eq!(l.series.len(), 2);
         assert_eq!(l.series[0].name, "a");
         assert_eq!(l.series[1].points[1].y, 4.0);
