@@ -110,9 +110,26 @@ pub const METRICS: [(&str, &str, Getter); 9] = [
     }),
 ];
 
+/// File stem of a model path.
 fn short(name: &str) -> String {
     let base = name.rsplit('/').next().unwrap_or(name);
     base.trim_end_matches(".onnx").to_string()
+}
+
+/// A compact layer label: exporters name nodes `/block/sub.3/Relu`, so the op alone is ambiguous; the scope
+/// just above it tells layers apart.
+fn layer_label(name: &str) -> String {
+    let parts: Vec<&str> = name.split('/').filter(|p| !p.is_empty()).collect();
+    let label = match parts.as_slice() {
+        [.., scope, _op] => scope.to_string(),
+        _ => name.to_string(),
+    };
+    if label.chars().count() > 18 {
+        let tail: String = label.chars().rev().take(17).collect::<Vec<_>>().into_iter().rev().collect();
+        format!("…{tail}")
+    } else {
+        label
+    }
 }
 
 impl RichnessBody {
@@ -148,7 +165,11 @@ impl RichnessBody {
                     title: format!("{label} by depth ({} samples)", self.samples),
                     x_label: "layer (depth)".into(),
                     y_label: label.into(),
-                    x_ticks: vec![],
+                    x_ticks: self
+                        .models
+                        .first()
+                        .map(|m| m.layers.iter().map(|l| (l.depth as f64, layer_label(&l.name))).collect())
+                        .unwrap_or_default(),
                     series,
                 }),
             ));
@@ -168,8 +189,8 @@ impl RichnessBody {
                     title: format!("linear CKA (debiased), {} samples", c.samples),
                     x_label: short(&c.right),
                     y_label: short(&c.left),
-                    x_labels: c.right_layers.iter().map(|n| short(n)).collect(),
-                    y_labels: c.left_layers.iter().map(|n| short(n)).collect(),
+                    x_labels: c.right_layers.iter().map(|n| layer_label(n)).collect(),
+                    y_labels: c.left_layers.iter().map(|n| layer_label(n)).collect(),
                     values,
                     range: Some((0.0, 1.0)),
                 }),
@@ -287,5 +308,8 @@ mod tests {
         assert_eq!(l.series.len(), 2);
         assert_eq!(l.series[0].name, "a");
         assert_eq!(l.series[1].points[1].y, 4.0);
+        assert_eq!(l.x_ticks, vec![(0.0, "l0".to_string()), (1.0, "l1".to_string())]);
+        assert_eq!(layer_label("/conv_layers/conv_layers.7/Relu"), "conv_layers.7");
+        assert_eq!(layer_label("relu_out"), "relu_out");
     }
 }

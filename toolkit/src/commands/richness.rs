@@ -230,7 +230,7 @@ fn print_layers(m: &ModelRichness) {
         "#", "layer", "op", "C", "dead", "sparse", "negm", "patterns", "H bits", "effrank", "PR", "sp-effr", "probe"
     );
     for l in &m.layers {
-        let name = if l.name.len() > 40 { &l.name[l.name.len() - 40..] } else { &l.name };
+        let name = tail(&l.name, 40);
         println!(
             "{:>3} {:<40} {:<9} {:>5} {:>6} {:>6} {:>6} {:>8} {:>6} {:>7} {:>7} {:>7} {:>6}",
             l.depth,
@@ -250,9 +250,17 @@ fn print_layers(m: &ModelRichness) {
     }
 }
 
-/// Matched layers (same name) when there are any, else the diagonal by depth.
+/// Two models: matched layers (same name, else same depth) with each layer's best match. One model: its
+/// layer-by-layer matrix.
 fn print_cka(c: &CkaMatrix) {
     println!("CKA (debiased, {} samples): {} vs {}", c.samples, c.left, c.right);
+    if c.left == c.right {
+        for (i, l) in c.left_layers.iter().enumerate() {
+            let row: Vec<String> = c.values[i].iter().map(|v| format!("{:>6}", opt(*v, 3))).collect();
+            println!("  {:>3} {:<40} {}", i, tail(l, 40), row.join(" "));
+        }
+        return;
+    }
     for (i, l) in c.left_layers.iter().enumerate() {
         let j = c.right_layers.iter().position(|r| r == l).or((i < c.right_layers.len()).then_some(i));
         if let Some(j) = j {
@@ -261,11 +269,19 @@ fn print_cka(c: &CkaMatrix) {
                 .max_by(|a, b| a.1.total_cmp(&b.1));
             println!(
                 "  {:<40} ~ {:<40} {}   best match: {}",
-                l,
-                c.right_layers[j],
+                tail(l, 40),
+                tail(&c.right_layers[j], 40),
                 opt(c.values[i][j], 4),
                 best.map(|(k, v)| format!("{} ({v:.4})", c.right_layers[k])).unwrap_or_else(|| "-".into())
             );
         }
+    }
+}
+
+/// The last `n` characters of `s` (layer names are long paths whose end says the most).
+fn tail(s: &str, n: usize) -> &str {
+    match s.char_indices().rev().nth(n.saturating_sub(1)) {
+        Some((i, _)) if s.chars().count() > n => &s[i..],
+        _ => s,
     }
 }
