@@ -24,4 +24,6 @@ pub enum Command {
     Convert(commands::convert::ConvertArgs),
     /// Op histogram, activation slots, conv:ReLU ratios, parameters and MACs of a model.
     Inspect(commands::inspect::InspectArgs),
+    /// Write a reference network (resnet20, vgg, densenet, plain, …) as ONNX with seeded weights.
+    Model(commands::model::ModelArgs),
 }

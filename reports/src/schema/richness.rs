@@ -125,7 +125,14 @@ fn layer_label(name: &str) -> String {
         _ => name.to_string(),
     };
     if label.chars().count() > 18 {
-        let tail: String = label.chars().rev().take(17).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String = label
+            .chars()
+            .rev()
+            .take(17)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         format!("…{tail}")
     } else {
         label
@@ -168,7 +175,12 @@ impl RichnessBody {
                     x_ticks: self
                         .models
                         .first()
-                        .map(|m| m.layers.iter().map(|l| (l.depth as f64, layer_label(&l.name))).collect())
+                        .map(|m| {
+                            m.layers
+                                .iter()
+                                .map(|l| (l.depth as f64, layer_label(&l.name)))
+                                .collect()
+                        })
                         .unwrap_or_default(),
                     series,
                 }),

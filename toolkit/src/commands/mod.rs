@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod convert;
 pub mod inspect;
+pub mod model;
 
 /// Print an error chain as `error: top` + `  caused by: …` lines and pick the exit code: a broken pipe is a
 /// clean exit, anything else exits 2.
