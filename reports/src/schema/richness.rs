@@ -35,8 +35,15 @@ pub struct LayerMetrics {
     pub sparsity: Option<f64>,
     /// Share of the pre-activation L1 mass below 0.
     pub negative_mass: Option<f64>,
+    /// Distinct on/off patterns of whole samples (every channel and position) and their entropy: with rich
+    /// feature maps nearly every sample is distinct, so the per-position patterns below say more.
     pub distinct_patterns: Option<usize>,
     pub pattern_entropy_bits: Option<f64>,
+    /// Distinct channel on/off patterns at the sampled spatial positions, and their entropy (conv layers only).
+    #[serde(default)]
+    pub position_patterns: Option<usize>,
+    #[serde(default)]
+    pub position_pattern_entropy_bits: Option<f64>,
     /// exp(entropy of the normalised eigenvalues) of the covariance of global-average-pooled features.
     pub effective_rank: Option<f64>,
     /// (Σλ)²/Σλ² of the same covariance.
@@ -92,7 +99,7 @@ impl Body for RichnessBody {
 type Getter = fn(&LayerMetrics) -> Option<f64>;
 
 /// (file stem, axis label, getter) of every per-layer metric that gets a depth plot.
-pub const METRICS: [(&str, &str, Getter); 9] = [
+pub const METRICS: [(&str, &str, Getter); 10] = [
     ("effective_rank", "effective rank (pooled)", |l| l.effective_rank),
     ("participation_ratio", "participation ratio (pooled)", |l| {
         l.participation_ratio
@@ -107,6 +114,9 @@ pub const METRICS: [(&str, &str, Getter); 9] = [
     ("probe_accuracy", "linear-probe accuracy", |l| l.probe_accuracy),
     ("distinct_patterns", "distinct patterns", |l| {
         l.distinct_patterns.map(|d| d as f64)
+    }),
+    ("position_pattern_entropy", "per-position pattern entropy (bits)", |l| {
+        l.position_pattern_entropy_bits
     }),
 ];
 
@@ -270,6 +280,8 @@ mod tests {
             negative_mass: Some(0.4),
             distinct_patterns: Some(7),
             pattern_entropy_bits: Some(2.5),
+            position_patterns: None,
+            position_pattern_entropy_bits: None,
             effective_rank: Some(er),
             participation_ratio: Some(er / 2.0),
             spatial_effective_rank: None,

@@ -226,13 +226,13 @@ fn print_table(body: &RichnessBody, record: &Record) {
 
 fn print_layers(m: &ModelRichness) {
     println!(
-        "{:>3} {:<40} {:<9} {:>5} {:>6} {:>6} {:>6} {:>8} {:>6} {:>7} {:>7} {:>7} {:>6}",
-        "#", "layer", "op", "C", "dead", "sparse", "negm", "patterns", "H bits", "effrank", "PR", "sp-effr", "probe"
+        "{:>3} {:<40} {:<9} {:>5} {:>6} {:>6} {:>6} {:>8} {:>6} {:>6} {:>7} {:>7} {:>7} {:>6}",
+        "#", "layer", "op", "C", "dead", "sparse", "negm", "patterns", "H bits", "pos-H", "effrank", "PR", "sp-effr", "probe"
     );
     for l in &m.layers {
         let name = tail(&l.name, 40);
         println!(
-            "{:>3} {:<40} {:<9} {:>5} {:>6} {:>6} {:>6} {:>8} {:>6} {:>7} {:>7} {:>7} {:>6}",
+            "{:>3} {:<40} {:<9} {:>5} {:>6} {:>6} {:>6} {:>8} {:>6} {:>6} {:>7} {:>7} {:>7} {:>6}",
             l.depth,
             name,
             l.op,
@@ -242,6 +242,7 @@ fn print_layers(m: &ModelRichness) {
             opt(l.negative_mass, 3),
             l.distinct_patterns.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
             opt(l.pattern_entropy_bits, 2),
+            opt(l.position_pattern_entropy_bits, 2),
             opt(l.effective_rank, 2),
             opt(l.participation_ratio, 2),
             opt(l.spatial_effective_rank, 2),

@@ -56,6 +56,7 @@ pub struct LayerAccum {
     spatial_cov: Option<StreamingCov>,
     activity: Option<ActivityStats>,
     patterns: PatternCounter,
+    position_patterns: PatternCounter,
     negative: NegativeMass,
     probe: Option<RidgeProbe>,
     /// Pooled rows of the first `cka_samples` samples, `channels` wide.
@@ -85,6 +86,7 @@ impl LayerAccum {
             spatial_cov: None,
             activity: None,
             patterns: PatternCounter::default(),
+            position_patterns: PatternCounter::default(),
             negative: NegativeMass::default(),
             probe: None,
             cka_rows: Vec::new(),
@@ -159,6 +161,9 @@ impl LayerAccum {
                 }
             }
             cov.push_rows(&rows);
+            if self.layer.is_activation() {
+                self.position_patterns.push(&rows, n * opts.positions);
+            }
         }
         if let Some(act) = &mut self.activity {
             act.push(data, n, s);
@@ -214,6 +219,9 @@ impl LayerAccum {
             negative_mass: self.layer.act_input.as_ref().map(|_| self.negative.value()),
             distinct_patterns: act.map(|_| self.patterns.distinct()),
             pattern_entropy_bits: act.map(|_| self.patterns.entropy_bits()),
+            position_patterns: (act.is_some() && self.spatial_cov.is_some()).then(|| self.position_patterns.distinct()),
+            position_pattern_entropy_bits: (act.is_some() && self.spatial_cov.is_some())
+                .then(|| self.position_patterns.entropy_bits()),
             effective_rank: pooled.map(|p| p.0),
             participation_ratio: pooled.map(|p| p.1),
             spatial_effective_rank: spatial.map(|p| p.0),
