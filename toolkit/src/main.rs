@@ -11,6 +11,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Convert(a) => commands::convert::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
+        Command::Sweep(a) => commands::sweep::run(a),
+        Command::Report(a) => commands::report::run(a),
     };
     toolkit::commands::finish(result)
 }
