@@ -6,6 +6,7 @@
 pub mod attr;
 pub mod build;
 pub mod edit;
+pub mod expose;
 pub mod external;
 pub mod index;
 pub mod model;

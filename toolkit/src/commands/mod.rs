@@ -1,5 +1,6 @@
 //! One module per subcommand; each exposes `run(args) -> anyhow::Result<ExitCode>`.
 
+pub mod bench;
 pub mod convert;
 pub mod inspect;
 pub mod report;
@@ -24,4 +25,29 @@ pub fn finish(result: anyhow::Result<std::process::ExitCode>) -> std::process::E
             std::process::ExitCode::from(2)
         }
     }
+}
+
+/// 1234567 → "1.23M": counts for humans.
+pub fn human(x: f64) -> String {
+    let (v, unit) = match x.abs() {
+        a if a >= 1e9 => (x / 1e9, "G"),
+        a if a >= 1e6 => (x / 1e6, "M"),
+        a if a >= 1e3 => (x / 1e3, "k"),
+        _ => (x, ""),
+    };
+    if unit.is_empty() {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}{unit}")
+    }
+}
+
+/// Write command output to stdout; a closed pipe (`ratio inspect m.onnx | head`) surfaces as an error that
+/// `finish` turns into a clean exit instead of a panic.
+pub fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
 }

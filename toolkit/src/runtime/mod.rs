@@ -1,0 +1,26 @@
+//! The ONNX Runtime layer: the only module of `ratio` that names `ort` types.
+//!
+//! ```no_run
+//! use toolkit::runtime::{Feed, Runner, RuntimeConfig};
+//! let mut r = Runner::from_path("m.onnx".as_ref(), &RuntimeConfig::default())?;
+//! let x = ndarray::ArrayD::<f32>::zeros(vec![1, 1, 28, 28]);
+//! let out = r.run(&[("input", Feed::F32(x.view()))])?;
+//! let logits = out.get("logits")?;
+//! # Ok::<(), toolkit::runtime::RuntimeError>(())
+//! ```
+
+mod config;
+mod env;
+mod error;
+mod outputs;
+mod profile;
+mod runner;
+mod spec;
+
+pub use config::{Device, OptLevel, RuntimeConfig};
+pub use env::{ORT_LIBRARY, SETUP_HINT, check_library, ensure_ort, library_path, loaded_library};
+pub use error::{Result, RuntimeError};
+pub use outputs::Outputs;
+pub use profile::{NodeTime, OpTime, ProfileSummary, summarize_events, summarize_profile};
+pub use runner::{Prepared, Runner};
+pub use spec::{ElemType, Feed, TensorSpec, check_feeds, fmt_dims};

@@ -1,0 +1,276 @@
+//! The runtime layer on the real checkpoints in ../shared/models: loading, metadata, runs, feed checks, errors,
+//! exposed intermediate outputs, prepared feeds and in-memory models.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{ArrayD, Axis, IxDyn};
+use rand::{Rng, SeedableRng};
+use toolkit::runtime::{Device, ElemType, Feed, OptLevel, Runner, RuntimeConfig, RuntimeError, ensure_ort};
+
+/// `shared/<rel>` beside the checkout: `../shared` from the main checkout, `../../shared` from a worktree in
+/// `wt/<name>` (the first ancestor of the crate that holds it).
+fn shared(rel: &str) -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|a| a.join("shared").join(rel))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
+}
+
+fn mnist() -> PathBuf {
+    shared("models/mnist_cnn.onnx")
+}
+
+fn cfg() -> RuntimeConfig {
+    // One thread: several engineers share two cores, and results must not depend on the thread count.
+    RuntimeConfig::cpu().with_threads(1)
+}
+
+fn random(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    ArrayD::from_shape_fn(IxDyn(shape), |_| rng.random::<f32>())
+}
+
+#[test]
+fn ort_version_is_the_pinned_release() {
+    assert_eq!(ensure_ort().unwrap(), "1.31.1");
+}
+
+#[test]
+fn mnist_metadata_and_batch_run() {
+    let mut r = Runner::from_path(&mnist(), &cfg()).unwrap();
+    assert_eq!(r.inputs().len(), 1);
+    let i = &r.inputs()[0];
+    assert_eq!((i.name.as_str(), &i.elem), ("input", &ElemType::F32));
+    assert_eq!(i.dims, vec![None, Some(1), Some(28), Some(28)]);
+    assert_eq!(r.outputs()[0].name, "logits");
+    assert_eq!(
+        r.sha256(),
+        Some("0faaecc40ad7d87a9aae98c636c6686fdd7af3c887849216c5c3e39886199150")
+    );
+    let x = random(&[3, 1, 28, 28], 7);
+    let out = r.run(&[("input", Feed::F32(x.view()))]).unwrap();
+    let logits = out.get("logits").unwrap();
+    assert_eq!(logits.shape(), &[3, 10]);
+    assert!(logits.iter().all(|v| v.is_finite()));
+    // Rows are independent: sample 1 alone gives the same logits as inside the batch.
+    let x1 = x.index_axis(Axis(0), 1).insert_axis(Axis(0)).to_owned();
+    let alone = r.run(&[("input", Feed::F32(x1.view()))]).unwrap();
+    let a = alone.get("logits").unwrap();
+    for (p, q) in a.iter().zip(logits.index_axis(Axis(0), 1).iter()) {
+        // Batched and single-sample GEMMs may sum in a different order; 1e-4 covers f32 reordering on logits ~10.
+        assert!((p - q).abs() < 1e-4, "{p} vs {q}");
+    }
+}
+
+#[test]
+fn strided_feed_is_copied_not_rejected() {
+    let mut r = Runner::from_path(&mnist(), &cfg()).unwrap();
+    let x = random(&[1, 1, 28, 28], 3);
+    let strided = x.view().reversed_axes(); // [28,28,1,1], Fortran order
+    let back = strided.reversed_axes(); // the original shape through a reversed-stride view
+    let mut t = x.clone();
+    t.swap_axes(2, 3);
+    assert!(!t.is_standard_layout());
+    let a = r.run(&[("input", Feed::F32(t.view()))]).unwrap();
+    let contiguous = t.as_standard_layout().into_owned();
+    let b = r.run(&[("input", Feed::F32(contiguous.view()))]).unwrap();
+    assert_eq!(a.get("logits").unwrap(), b.get("logits").unwrap());
+    let c = r.run(&[("input", Feed::F32(back))]).unwrap();
+    let d = r.run(&[("input", Feed::F32(x.view()))]).unwrap();
+    assert_eq!(c.get("logits").unwrap(), d.get("logits").unwrap());
+}
+
+#[test]
+fn efficientnet_runs_with_a_spread_of_logits() {
+    let path = shared("models/efficientnet_lite0.onnx");
+    let mut r = Runner::from_path(&path, &RuntimeConfig::default()).unwrap();
+    assert_eq!(r.inputs()[0].dims[1..], [Some(3), Some(224), Some(224)]);
+    let x = random(&[1, 3, 224, 224], 1).mapv(|v| v * 2.0 - 1.0);
+    let out = r.run(&[("input", Feed::F32(x.view()))]).unwrap();
+    let logits = out.get("logits").unwrap();
+    assert_eq!(logits.shape(), &[1, 1000]);
+    assert!(logits.iter().all(|v| v.is_finite()));
+    // A broken input binding (zeros) still gives finite logits, but hardly a spread of several units.
+    let (lo, hi) = logits
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+    assert!(hi - lo > 1.0, "logit range {lo}..{hi}");
+}
+
+#[test]
+fn bad_feeds_are_reported_before_ort_runs() {
+    let mut r = Runner::from_path(&mnist(), &cfg()).unwrap();
+    let x = random(&[1, 1, 28, 28], 0);
+    let e = r.run(&[("image", Feed::F32(x.view()))]).unwrap_err();
+    assert!(
+        matches!(&e, RuntimeError::BadFeed { name, .. } if name == "input"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("given: image"), "{e}");
+
+    let xi = ArrayD::<i64>::zeros(IxDyn(&[1, 1, 28, 28]));
+    let e = r.run(&[("input", Feed::I64(xi.view()))]).unwrap_err();
+    let RuntimeError::BadFeed { expected, got, .. } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(expected, "f32 [?,1,28,28]");
+    assert_eq!(got, "i64 [1, 1, 28, 28]");
+
+    let x = random(&[2, 1, 32, 32], 0);
+    let e = r.run(&[("input", Feed::F32(x.view()))]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("expected f32 [?,1,28,28], got f32 [2, 1, 32, 32]"),
+        "{e}"
+    );
+
+    let x = random(&[1, 1, 28, 28], 0);
+    let e = r.run_select(&[("input", Feed::F32(x.view()))], &["probs"]).unwrap_err();
+    assert!(
+        e.to_string().contains("no output named 'probs' (outputs: logits)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_and_corrupt_model_files_name_the_file() {
+    let e = Runner::from_path(Path::new("/nonexistent/model.onnx"), &cfg()).unwrap_err();
+    assert!(matches!(e, RuntimeError::Load { .. }));
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/model.onnx: cannot load the model"),
+        "{e}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("ratio-rt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let junk = dir.join("junk.onnx");
+    std::fs::write(&junk, b"definitely not protobuf").unwrap();
+    let e = Runner::from_path(&junk, &cfg()).unwrap_err();
+    assert!(e.to_string().contains("junk.onnx: cannot load the model"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn cuda_without_the_feature_is_an_error_not_a_cpu_run() {
+    let c = RuntimeConfig {
+        device: "cuda:0".parse::<Device>().unwrap(),
+        ..cfg()
+    };
+    let e = Runner::from_path(&mnist(), &c).unwrap_err();
+    if cfg!(feature = "cuda") {
+        // With the feature on a machine without a GPU, registration must fail loudly too.
+        assert!(
+            matches!(e, RuntimeError::Cuda { .. } | RuntimeError::Load { .. }),
+            "{e}"
+        );
+    } else {
+        assert!(matches!(e, RuntimeError::Cuda { .. }));
+        assert!(e.to_string().contains("built without the `cuda` feature"), "{e}");
+    }
+}
+
+#[test]
+fn exposed_relu_output_matches_its_definition() {
+    let mut model = converters::Model::load(mnist()).unwrap();
+    let g = model.graph();
+    let conv = g.node.iter().find(|n| n.op_type.as_deref() == Some("Conv")).unwrap();
+    let relu = g.node.iter().find(|n| n.op_type.as_deref() == Some("Relu")).unwrap();
+    let (pre, post) = (conv.output[0].clone(), relu.output[0].clone());
+    assert_eq!(relu.input[0], pre, "mnist_cnn: the first Relu reads the first Conv");
+    converters::ir::expose::expose_outputs(&mut model, &[pre.clone(), post.clone()]).unwrap();
+    let e = converters::ir::expose::expose_outputs(&mut model, &["no_such_value".into()]).unwrap_err();
+    assert!(e.to_string().contains("'no_such_value'"), "{e}");
+
+    let mut r = Runner::from_model(&model, &cfg()).unwrap();
+    assert_eq!(r.outputs().len(), 3);
+    let x = random(&[2, 1, 28, 28], 11);
+    let mut out = r.run(&[("input", Feed::F32(x.view()))]).unwrap();
+    let pre_a = out.take(&pre).unwrap();
+    let post_a = out.get(&post).unwrap();
+    // First block: Conv 3×3 with 32 filters; the batch and channel count are fixed whatever the padding.
+    assert_eq!(&post_a.shape()[..2], &[2, 32]);
+    assert_eq!(pre_a.shape(), post_a.shape());
+    assert!(post_a.iter().all(|&v| v >= 0.0));
+    assert!(
+        pre_a.iter().any(|&v| v < 0.0),
+        "random input should drive some pre-activations negative"
+    );
+    assert!(pre_a.iter().zip(post_a.iter()).all(|(&a, &b)| b == a.max(0.0)));
+
+    // The extra outputs do not change the logits.
+    let mut plain = Runner::from_path(&mnist(), &cfg()).unwrap();
+    let base = plain.run(&[("input", Feed::F32(x.view()))]).unwrap();
+    assert_eq!(base.get("logits").unwrap(), out.get("logits").unwrap());
+
+    // run_select fetches only what is asked.
+    let sel = r.run_select(&[("input", Feed::F32(x.view()))], &[&post]).unwrap();
+    assert_eq!(sel.names().collect::<Vec<_>>(), vec![post.as_str()]);
+    assert!(sel.get("logits").is_err());
+}
+
+#[test]
+fn prepared_feeds_give_the_same_outputs_and_time_the_run() {
+    let mut r = Runner::from_path(&mnist(), &cfg()).unwrap();
+    let x = random(&[4, 1, 28, 28], 5);
+    let feeds = [("input", Feed::F32(x.view()))];
+    let p = r.prepare(&feeds).unwrap();
+    let a = r.run_prepared(&p, &[]).unwrap();
+    let b = r.run(&feeds).unwrap();
+    assert_eq!(a.get("logits").unwrap(), b.get("logits").unwrap());
+    let t = r.time_prepared(&p).unwrap();
+    assert!(t.as_nanos() > 0);
+    let bad = random(&[4, 3, 28, 28], 5);
+    assert!(r.prepare(&[("input", Feed::F32(bad.view()))]).is_err());
+}
+
+#[test]
+fn optimisation_levels_agree() {
+    let x = random(&[2, 1, 28, 28], 9);
+    let run = |lvl| {
+        let c = RuntimeConfig {
+            opt_level: lvl,
+            ..cfg()
+        };
+        let mut r = Runner::from_path(&mnist(), &c).unwrap();
+        r.run(&[("input", Feed::F32(x.view()))])
+            .unwrap()
+            .take("logits")
+            .unwrap()
+    };
+    let (a, b) = (run(OptLevel::Disable), run(OptLevel::All));
+    for (p, q) in a.iter().zip(b.iter()) {
+        // Fusions (Conv+Relu, NCHWc layouts) reorder f32 sums; logits of order 10 agree to ~1e-5 relative.
+        assert!((p - q).abs() <= 1e-4 * (1.0 + p.abs()), "{p} vs {q}");
+    }
+}
+
+#[test]
+fn profiler_trace_is_summarized_by_op_and_node() {
+    let dir = std::env::temp_dir().join(format!("ratio-prof-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = RuntimeConfig {
+        profile: Some(dir.join("mnist")),
+        ..cfg()
+    };
+    let mut r = Runner::from_path(&mnist(), &c).unwrap();
+    let x = random(&[1, 1, 28, 28], 2);
+    r.run(&[("input", Feed::F32(x.view()))]).unwrap();
+    let trace = r.end_profiling().unwrap();
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(v.as_array().is_some_and(|a| a.iter().any(|e| e["cat"] == "Node")));
+    let s = toolkit::runtime::summarize_profile(&trace, 3, 0).unwrap();
+    assert_eq!(s.runs, 1);
+    // mnist_cnn: 3 Conv, 3 MaxPool, 2 Gemm (or fused forms of them), each run once.
+    assert!(
+        s.by_op.iter().any(|o| o.op_type == "Conv" && o.calls == 3),
+        "{:?}",
+        s.by_op
+    );
+    assert_eq!(s.top_nodes.len(), 3);
+    assert!((s.by_op.iter().map(|o| o.fraction).sum::<f64>() - 1.0).abs() < 1e-9);
+    assert!(s.kernel_total_us <= s.run_total_us);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
