@@ -38,8 +38,8 @@ pub struct SweepArgs {
     /// Epochs of training (base model) and of fine-tuning (each variant).
     #[arg(long, default_value_t = 1)]
     pub epochs: u32,
-    /// Steps per variant, comma-separated, from convert,train,eval,bench,richness.
-    #[arg(long, default_value = "convert,train,eval,bench,richness")]
+    /// Steps per variant, comma-separated, from convert,train,inspect,eval,bench,richness.
+    #[arg(long, default_value = "convert,train,inspect,eval,bench,richness")]
     pub steps: String,
     /// Extra arguments for one step's command line, e.g. `--step-args "train=--limit 2000"` (repeatable).
     #[arg(long = "step-args", value_name = "STEP=ARGS")]

@@ -11,7 +11,7 @@ use reports::schema::sweep::Variant;
 use super::spec::{Mode, ModelSource, SweepSpec};
 
 /// Steps a variant can run, in pipeline order.
-pub const STEPS: &[&str] = &["convert", "train", "eval", "bench", "richness"];
+pub const STEPS: &[&str] = &["convert", "train", "inspect", "eval", "bench", "richness"];
 
 /// One child process to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,6 +146,11 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
             args.extend(["-o".into(), s(&trained), "--json".into()]);
             push("train", args, vec![cur.0.clone()], vec![trained.clone()], deps_of(&cur));
             cur = (trained, Some(key("train")));
+        }
+        if wants("inspect") {
+            // Parameters, MACs and the ReLU count of the model the variant ends with.
+            let args = vec!["inspect".into(), s(&cur.0), "--json".into()];
+            push("inspect", args, vec![cur.0.clone()], vec![], deps_of(&cur));
         }
         if wants("eval") {
             let args = vec!["eval".into(), s(&cur.0), "--data".into(), spec.data.clone(), "--json".into()];

@@ -74,6 +74,15 @@ fn count(x: f64) -> String {
     }
 }
 
+/// Values the steps reported, falling back to the sweep's own view.
+fn joined(set: &std::collections::BTreeSet<String>, fallback: Option<&str>) -> String {
+    if set.is_empty() {
+        fallback.unwrap_or("not reported").to_string()
+    } else {
+        set.iter().cloned().collect::<Vec<_>>().join(" / ")
+    }
+}
+
 fn ratio_value(r: &str) -> f64 {
     Ratio::parse(r).map(Ratio::value).unwrap_or(f64::NAN)
 }
@@ -86,7 +95,13 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
     let mut facts = vec![
         format!("sweep {} ({} mode, {} variants, seeds 0..{})", s.sweep_hash, m.mode, m.variants.len(), m.seeds),
         format!("model {}, data {}, steps {}", m.model, m.data, m.steps.join(" → ")),
-        format!("tool {}, ORT {}, machine {}", prov.tool_version, prov.ort_version.as_deref().unwrap_or("unknown"), prov.machine),
+        format!(
+            "tool {}, ONNX Runtime {}, device {}, machine {}",
+            prov.tool_version,
+            joined(&c.ort_versions, prov.ort_version.as_deref()),
+            joined(&c.devices, prov.device.as_deref()),
+            prov.machine
+        ),
         format!("started {}, report {}", mrec.created, now_rfc3339()),
         format!("steps: {} ok, {} failed, {} missing or untrusted", s.steps_ok, s.steps_failed, s.steps_missing),
     ];

@@ -26,9 +26,10 @@ pub struct MetricDef {
 pub const METRICS: &[MetricDef] = &[
     MetricDef { name: "accuracy", step: "eval", keys: &["top1", "top1_accuracy", "accuracy", "acc"], higher_is_better: true },
     MetricDef { name: "latency_p50_ms", step: "bench", keys: &["p50_ms", "latency_p50_ms", "p50"], higher_is_better: false },
-    MetricDef { name: "params", step: "convert", keys: &["params", "parameters", "param_count"], higher_is_better: false },
-    MetricDef { name: "macs", step: "convert", keys: &["macs", "mac_count"], higher_is_better: false },
-    MetricDef { name: "relus", step: "convert", keys: &["relus_after", "relu_count", "relus"], higher_is_better: false },
+    MetricDef { name: "params", step: "inspect", keys: &["params_total", "params", "parameters"], higher_is_better: false },
+    MetricDef { name: "macs", step: "inspect", keys: &["macs_total", "macs"], higher_is_better: false },
+    // `ratio inspect` reports op counts in `op_histogram`.
+    MetricDef { name: "relus", step: "inspect", keys: &["Relu", "relu_count", "relus"], higher_is_better: false },
 ];
 
 /// Per-layer richness metrics averaged over layers for the summary table, kept per layer for depth plots.
@@ -152,6 +153,9 @@ pub struct Collected {
     pub missing: usize,
     /// Records that were not trusted, with why.
     pub untrusted: Vec<String>,
+    /// ONNX Runtime versions and devices the steps reported (one each when the run is homogeneous).
+    pub ort_versions: std::collections::BTreeSet<String>,
+    pub devices: std::collections::BTreeSet<String>,
 }
 
 /// Read every planned step's record; untrusted ones are listed and ignored.
@@ -162,6 +166,8 @@ pub fn collect(run_dir: &Path, manifest: &SweepManifest, plans: &[StepPlan]) -> 
         match check_step(run_dir, p) {
             StepState::Done(rec) => {
                 c.ok += 1;
+                c.ort_versions.extend(rec.provenance.ort_version.clone());
+                c.devices.extend(rec.provenance.device.clone());
                 if let (Some(v), Ok(body)) = (&p.variant, rec.body_as::<SweepStep>()) {
                     outputs.insert((v.id.clone(), p.step.clone()), body.output);
                 }
@@ -180,7 +186,7 @@ pub fn collect(run_dir: &Path, manifest: &SweepManifest, plans: &[StepPlan]) -> 
         for m in METRICS {
             // Parameter counts may come from any step that reports them; prefer the declared one.
             let found = get(m.step).and_then(|o| find_number(o, m.keys)).or_else(|| {
-                ["eval", "bench", "train"].iter().find_map(|s| get(s).and_then(|o| find_number(o, m.keys)))
+                ["convert", "eval", "bench", "train"].iter().find_map(|s| get(s).and_then(|o| find_number(o, m.keys)))
             });
             if let Some(x) = found.filter(|x| x.is_finite()) {
                 r.metrics.insert(m.name.to_string(), x);
