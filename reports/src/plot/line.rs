@@ -87,6 +87,7 @@ impl LineChart {
         mesh.x_desc(&self.x_label)
             .y_desc(&self.y_label)
             .label_style((FAMILY, 13))
+            .light_line_style(RGBColor(238, 238, 238))
             .axis_desc_style((FAMILY, 15))
             .x_label_formatter(&fmt_x);
         if !ticks.is_empty() {

@@ -264,8 +264,10 @@ pub fn summarize(manifest: &SweepManifest, collected: &Collected, alpha: f64) ->
     }
 
     // Paired by seed against the 1:1 cell; Holm-corrected within each metric's family of comparisons.
+    // Parameters, MACs and ReLU counts are fixed by the architecture: report them, but neither test nor rank them.
+    let structural = |m: &str| matches!(m, "params" | "macs" | "relus");
     let mut comparisons = Vec::new();
-    for m in &metric_names {
+    for m in metric_names.iter().filter(|m| !structural(m)) {
         let base = per_seed("1:1", "none", m);
         let mut fam = Vec::new();
         for (ratio, policy) in cells.iter().filter(|(r, _)| r != "1:1") {
@@ -297,7 +299,7 @@ pub fn summarize(manifest: &SweepManifest, collected: &Collected, alpha: f64) ->
     }
 
     let mut best = Vec::new();
-    for m in &metric_names {
+    for m in metric_names.iter().filter(|m| !structural(m)) {
         let Some(higher) = higher_is_better(m) else { continue };
         let pick = cell_summaries
             .iter()
