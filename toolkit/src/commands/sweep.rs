@@ -20,6 +20,9 @@ pub struct SweepArgs {
     /// Data set name understood by `ratio train/eval` (fashion-mnist, digits, mnist, …).
     #[arg(long, default_value = "fashion-mnist")]
     pub data: String,
+    /// Preprocessing preset for eval and richness (default: the --data name, e.g. mnist, fashion-mnist, digits).
+    #[arg(long)]
+    pub preset: Option<String>,
     /// Comma-separated N:M ratios; must include 1:1.
     #[arg(long, default_value = "1:1,2:1")]
     pub ratios: String,
@@ -85,6 +88,7 @@ pub fn spec_from_args(a: &SweepArgs) -> Result<SweepSpec> {
     let spec = SweepSpec {
         model: ModelSource::parse(&a.model)?,
         data: a.data.clone(),
+        preset: a.preset.clone().unwrap_or_else(|| a.data.clone()),
         mode: if a.from_scratch { Mode::FromScratch } else { Mode::Finetune },
         ratios,
         policies: split_list(&a.policies),
@@ -113,6 +117,8 @@ pub fn args_from_spec(spec: &SweepSpec, run_dir: &std::path::Path, alpha: f64) -
         model,
         "--data".into(),
         spec.data.clone(),
+        "--preset".into(),
+        spec.preset.clone(),
         "--ratios".into(),
         list(spec.ratios.iter().map(ToString::to_string).collect()),
         "--policies".into(),

@@ -153,7 +153,8 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
             push("inspect", args, vec![cur.0.clone()], vec![], deps_of(&cur));
         }
         if wants("eval") {
-            let args = vec!["eval".into(), s(&cur.0), "--data".into(), spec.data.clone(), "--json".into()];
+            let mut args = vec!["eval".into(), s(&cur.0), "--data".into(), spec.data.clone()];
+            args.extend(["--preset".into(), spec.preset.clone(), "--seed".into(), v.seed.to_string(), "--json".into()]);
             push("eval", args, vec![cur.0.clone()], vec![], deps_of(&cur));
         }
         if wants("bench") {
@@ -161,16 +162,20 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
             push("bench", args, vec![cur.0.clone()], vec![], deps_of(&cur));
         }
         if wants("richness") {
-            let mut args = vec!["richness".into(), s(&cur.0), "--data".into(), spec.data.clone()];
-            let mut inputs = vec![cur.0.clone()];
+            let mut args = vec!["richness".into()];
+            let mut inputs = vec![];
             let mut deps = deps_of(&cur);
-            // CKA against the shared 1:1 model shows what conversion + fine-tuning changed in the representation.
+            // CKA against the shared 1:1 model (listed first: `ratio richness` compares the first model with the
+            // others) shows what conversion + fine-tuning changed in the representation.
             if let Some((b, bdep)) = &base {
-                args.extend(["--reference".into(), s(b)]);
+                args.push(s(b));
                 inputs.push(b.clone());
                 deps.extend(bdep.iter().cloned());
             }
-            args.push("--json".into());
+            args.push(s(&cur.0));
+            inputs.push(cur.0.clone());
+            args.extend(["--data".into(), spec.data.clone(), "--preset".into(), spec.preset.clone()]);
+            args.extend(["--seed".into(), v.seed.to_string(), "--json".into(), "-".into()]);
             push("richness", args, inputs, vec![], deps);
         }
     }

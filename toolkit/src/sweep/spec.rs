@@ -110,6 +110,8 @@ impl ModelSource {
 pub struct SweepSpec {
     pub model: ModelSource,
     pub data: String,
+    /// Preprocessing preset for eval/richness (defaults to the data set's own name).
+    pub preset: String,
     pub mode: Mode,
     pub ratios: Vec<Ratio>,
     pub policies: Vec<String>,
@@ -210,6 +212,7 @@ mod tests {
         SweepSpec {
             model: ModelSource::Builtin("resnet20".into()),
             data: "digits".into(),
+            preset: "digits".into(),
             mode: Mode::Finetune,
             ratios: vec![Ratio::ONE, Ratio { n: 2, m: 1 }],
             policies: vec!["last".into(), "first".into()],

@@ -109,6 +109,17 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 
 fn cka_of(v: &Value) -> Option<(Vec<String>, Vec<String>, Vec<Vec<f64>>)> {
     let c = find_key(v, "cka")?;
+    // `ratio richness`: a list of {left_layers, right_layers, values[left][right]} with the reference on the left.
+    if let Some(Value::Object(o)) = c.as_array().and_then(|a| a.last()) {
+        let m = matrix(o.get("values")?)?;
+        let left = strings(o.get("left_layers"));
+        let right = strings(o.get("right_layers"));
+        if m.len() == left.len() && m.iter().all(|r| r.len() == right.len()) {
+            let t: Vec<Vec<f64>> = (0..right.len()).map(|j| m.iter().map(|r| r[j]).collect()).collect();
+            return Some((left, right, t));
+        }
+        return None;
+    }
     let (m, rl, ol) = match c {
         Value::Array(_) => (matrix(c)?, vec![], vec![]),
         Value::Object(o) => (
@@ -193,9 +204,11 @@ pub fn collect(run_dir: &Path, manifest: &SweepManifest, plans: &[StepPlan]) -> 
             }
         }
         if let Some(o) = get("richness") {
+            // With the reference listed first, the variant is the last analysed model.
+            let own = find_key(o, "models").and_then(Value::as_array).and_then(|m| m.last()).unwrap_or(o);
             for (name, _) in LAYER_METRICS {
                 let mut xs = Vec::new();
-                all_numbers(o, name, &mut xs);
+                all_numbers(own, name, &mut xs);
                 xs.retain(|x| x.is_finite());
                 if !xs.is_empty() {
                     r.metrics.insert(format!("mean_{name}"), xs.iter().sum::<f64>() / xs.len() as f64);
@@ -401,6 +414,16 @@ mod tests {
         let mut xs = vec![];
         all_numbers(&v, "effective_rank", &mut xs);
         assert_eq!(xs, vec![3.0, 5.0]);
+    }
+
+    #[test]
+    fn cka_from_richness_records_is_variant_by_reference() {
+        let v = json!({"body": {"models": [], "cka": [{"left_layers": ["a", "b"], "right_layers": ["x", "y", "z"],
+            "values": [[1.0, 0.5, null], [0.2, 0.9, 0.3]]}]}});
+        let (cols, rows, m) = cka_of(&v).unwrap();
+        assert_eq!((cols, rows), (vec!["a".to_string(), "b".into()], vec!["x".to_string(), "y".into(), "z".into()]));
+        assert_eq!(m[1], vec![0.5, 0.9]);
+        assert!(m[2][0].is_nan());
     }
 
     fn manifest(seeds: u64) -> SweepManifest {
