@@ -41,7 +41,11 @@ fn sweep_args(run_dir: &Path, extra_bench: &str) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([format!("--step-args=bench=--iters 5 --warmup 1 {extra_bench}"), "--run-dir".into(), run_dir.display().to_string()])
+    .chain([
+        format!("--step-args=bench=--iters 5 --warmup 1 {extra_bench}"),
+        "--run-dir".into(),
+        run_dir.display().to_string(),
+    ])
     .collect()
 }
 
@@ -50,7 +54,11 @@ fn run(args: &[String]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn record(path: &Path) -> (Record, SweepStep) {
@@ -80,13 +88,27 @@ fn sweep_tiny_end_to_end_records_and_report() {
             assert_eq!(rec.command[1], step);
             // Recorded hashes are the files' hashes.
             for f in rec.inputs.iter().chain(&rec.outputs) {
-                let p = if Path::new(&f.path).is_absolute() { PathBuf::from(&f.path) } else { rd.join(&f.path) };
+                let p = if Path::new(&f.path).is_absolute() {
+                    PathBuf::from(&f.path)
+                } else {
+                    rd.join(&f.path)
+                };
                 assert_eq!(sha256(&p), f.sha256, "{}", f.path);
             }
-            assert_eq!(rec.provenance.ort_version.as_deref(), if step == "convert" { rec.provenance.ort_version.as_deref() } else { Some("1.31.1") });
+            assert_eq!(
+                rec.provenance.ort_version.as_deref(),
+                if step == "convert" {
+                    rec.provenance.ort_version.as_deref()
+                } else {
+                    Some("1.31.1")
+                }
+            );
         }
         let (rec, _) = record(&rd.join("variants").join(v).join("convert.json"));
-        assert_eq!(rec.inputs[0].sha256, "0faaecc40ad7d87a9aae98c636c6686fdd7af3c887849216c5c3e39886199150");
+        assert_eq!(
+            rec.inputs[0].sha256,
+            "0faaecc40ad7d87a9aae98c636c6686fdd7af3c887849216c5c3e39886199150"
+        );
     }
 
     let summary = Record::from_json(&std::fs::read_to_string(rd.join("summary.json")).unwrap()).unwrap();
@@ -101,7 +123,11 @@ fn sweep_tiny_end_to_end_records_and_report() {
     assert_eq!(base.metrics["params"].mean, 390_410.0);
     assert_eq!(two.metrics["params"].mean, base.metrics["params"].mean);
     assert_eq!(base.metrics["latency_p50_ms"].n, 2);
-    assert!(s.comparisons.iter().any(|c| c.metric == "latency_p50_ms" && c.n_pairs == 2));
+    assert!(
+        s.comparisons
+            .iter()
+            .any(|c| c.metric == "latency_p50_ms" && c.n_pairs == 2)
+    );
     assert!(!s.conclusions.is_empty());
 
     let html = std::fs::read_to_string(rd.join("report/index.html")).unwrap();
@@ -110,13 +136,20 @@ fn sweep_tiny_end_to_end_records_and_report() {
     let md = std::fs::read_to_string(rd.join("report/report.md")).unwrap();
     assert!(md.contains("| mnist_cnn | 2:1 | last | 2/2 |"), "{md}");
     for f in ["latency_by_variant.svg", "latency_by_variant.png"] {
-        assert!(std::fs::metadata(rd.join("report/figures").join(f)).unwrap().len() > 1000, "{f}");
+        assert!(
+            std::fs::metadata(rd.join("report/figures").join(f)).unwrap().len() > 1000,
+            "{f}"
+        );
     }
 
     // Rerunning the same command reuses every step.
     let o = run(&sweep_args(&rd, ""));
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("0 ran, 12 reused"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("0 ran, 12 reused"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -135,8 +168,14 @@ fn sweep_corrupted_or_tampered_records_are_reported_and_redone() {
     let o = run(&sweep_args(&rd, ""));
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(o.status.success(), "{}", text(&o));
-    assert!(err.contains("redoing  r2-1_last_s1/bench: record not trusted") && err.contains("not valid JSON"), "{err}");
-    assert!(err.contains("redoing  r1-1_none_s0/convert: record not trusted") && err.contains("changed since the step ran"), "{err}");
+    assert!(
+        err.contains("redoing  r2-1_last_s1/bench: record not trusted") && err.contains("not valid JSON"),
+        "{err}"
+    );
+    assert!(
+        err.contains("redoing  r1-1_none_s0/convert: record not trusted") && err.contains("changed since the step ran"),
+        "{err}"
+    );
     // Convert was redone; its dependents saw a new input file only if the bytes differ: the rewrite restores them.
     assert!(err.contains("2 untrusted records redone"), "{err}");
     let (_, body) = record(&vdir.join("bench.json"));
@@ -148,10 +187,21 @@ fn sweep_corrupted_or_tampered_records_are_reported_and_redone() {
     std::fs::write(vdir.join("inspect.json"), "not json").unwrap();
     let o = ratio().arg("report").arg(&rd).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("record not used: r2-1_last_s1/inspect"), "{}", text(&o));
-    let s: SweepSummary = Record::from_json(&std::fs::read_to_string(rd.join("summary.json")).unwrap()).unwrap().body_as().unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("record not used: r2-1_last_s1/inspect"),
+        "{}",
+        text(&o)
+    );
+    let s: SweepSummary = Record::from_json(&std::fs::read_to_string(rd.join("summary.json")).unwrap())
+        .unwrap()
+        .body_as()
+        .unwrap();
     assert_eq!(s.cells.iter().find(|c| c.ratio == "2:1").unwrap().metrics["relus"].n, 1);
-    assert!(std::fs::read_to_string(rd.join("report/report.md")).unwrap().contains("Records not used"));
+    assert!(
+        std::fs::read_to_string(rd.join("report/report.md"))
+            .unwrap()
+            .contains("Records not used")
+    );
 }
 
 /// Children of `pid` (Linux).
@@ -164,7 +214,9 @@ fn children(pid: u32) -> Vec<u32> {
 }
 
 fn cmdline(pid: u32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline")).map(|b| String::from_utf8_lossy(&b).replace('\0', " ")).unwrap_or_default()
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
 }
 
 #[test]
@@ -174,25 +226,50 @@ fn sweep_resumes_after_a_killed_step_and_an_interrupted_run() {
     // Each bench lasts ~2 s, long enough to be caught running.
     let args = sweep_args(&rd, "--duration 2");
     let args: Vec<String> = args.into_iter().map(|a| a.replace("--iters 5 ", "")).collect();
-    let mut sweep = ratio().args(&args).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut sweep = ratio()
+        .args(&args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let victim = loop {
         assert!(Instant::now() < deadline, "no bench child appeared");
-        assert!(sweep.try_wait().unwrap().is_none(), "sweep ended early: {:?}", sweep.wait_with_output().unwrap());
-        if let Some(c) = children(sweep.id()).into_iter().find(|c| cmdline(*c).contains(" bench ")) {
+        assert!(
+            sweep.try_wait().unwrap().is_none(),
+            "sweep ended early: {:?}",
+            sweep.wait_with_output().unwrap()
+        );
+        if let Some(c) = children(sweep.id())
+            .into_iter()
+            .find(|c| cmdline(*c).contains(" bench "))
+        {
             break c;
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let victim_cmd = cmdline(victim);
-    assert!(Command::new("kill").args(["-9", &victim.to_string()]).status().unwrap().success());
-    let killed_variant = victim_cmd.split("/variants/").nth(1).and_then(|s| s.split('/').next()).unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &victim.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let killed_variant = victim_cmd
+        .split("/variants/")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap()
+        .to_string();
 
     // Then interrupt the whole sweep while a later step runs: that step leaves no record at all.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         assert!(Instant::now() < deadline, "sweep made no further progress");
-        if children(sweep.id()).into_iter().any(|c| cmdline(c).contains(" bench ") && !cmdline(c).contains(&killed_variant)) {
+        if children(sweep.id())
+            .into_iter()
+            .any(|c| cmdline(c).contains(" bench ") && !cmdline(c).contains(&killed_variant))
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -211,10 +288,16 @@ fn sweep_resumes_after_a_killed_step_and_an_interrupted_run() {
     let o = run(&args);
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(o.status.success(), "{}", text(&o));
-    assert!(err.contains(&format!("retrying {killed_variant}/bench (failed before)")), "{err}");
+    assert!(
+        err.contains(&format!("retrying {killed_variant}/bench (failed before)")),
+        "{err}"
+    );
     assert!(err.contains(&format!("reused   {killed_variant}/convert")), "{err}");
     assert!(err.contains(" 0 failed, 0 blocked"), "{err}");
-    let s: SweepSummary = Record::from_json(&std::fs::read_to_string(rd.join("summary.json")).unwrap()).unwrap().body_as().unwrap();
+    let s: SweepSummary = Record::from_json(&std::fs::read_to_string(rd.join("summary.json")).unwrap())
+        .unwrap()
+        .body_as()
+        .unwrap();
     assert_eq!((s.steps_ok, s.steps_failed, s.steps_missing), (12, 0, 0));
 }
 
@@ -229,7 +312,10 @@ fn sweep_refuses_a_foreign_run_dir() {
     let o = run(&other);
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(err.contains("belongs to a different sweep") && err.contains("seeds: 2 → 3"), "{err}");
+    assert!(
+        err.contains("belongs to a different sweep") && err.contains("seeds: 2 → 3"),
+        "{err}"
+    );
     assert!(!rd.join("variants/r1-1_none_s2").exists());
 
     // A directory with other content and no manifest is not written into.
@@ -238,7 +324,11 @@ fn sweep_refuses_a_foreign_run_dir() {
     std::fs::write(junk.join("notes.txt"), "mine").unwrap();
     let o = run(&sweep_args(&junk, ""));
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("has no manifest.json"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("has no manifest.json"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -246,18 +336,31 @@ fn sweep_slurm_script_shards_merge_in_report() {
     let tmp = tempfile::tempdir().unwrap();
     let rd = tmp.path().join("run");
     let mut args = sweep_args(&rd, "");
-    args.extend(["--emit".into(), "slurm".into(), "--tasks".into(), "2".into(), "--sbatch=--time=00:10:00".into()]);
+    args.extend([
+        "--emit".into(),
+        "slurm".into(),
+        "--tasks".into(),
+        "2".into(),
+        "--sbatch=--time=00:10:00".into(),
+    ]);
     let o = run(&args);
     assert!(o.status.success(), "{}", text(&o));
     let script_path = rd.join("sweep.sbatch");
     let script = std::fs::read_to_string(&script_path).unwrap();
-    assert!(script.contains("#SBATCH --array=0-1\n") && script.contains("#SBATCH --time=00:10:00\n"), "{script}");
+    assert!(
+        script.contains("#SBATCH --array=0-1\n") && script.contains("#SBATCH --time=00:10:00\n"),
+        "{script}"
+    );
     assert!(script.contains("--shard \"${SLURM_ARRAY_TASK_ID}/2\""), "{script}");
     assert!(!rd.join("variants").exists(), "emitting runs nothing");
 
     // Run the two array tasks the way Slurm would (the script is plain bash).
     for task in ["0", "1"] {
-        let o = Command::new("bash").arg(&script_path).env("SLURM_ARRAY_TASK_ID", task).output().unwrap();
+        let o = Command::new("bash")
+            .arg(&script_path)
+            .env("SLURM_ARRAY_TASK_ID", task)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "task {task}: {}", text(&o));
         assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("shard {task}/2")));
     }
@@ -267,7 +370,10 @@ fn sweep_slurm_script_shards_merge_in_report() {
     assert!(r0.command.len() > 2 && r1.command.len() > 2);
     let o = ratio().arg("report").arg(&rd).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let s: SweepSummary = Record::from_json(&std::fs::read_to_string(rd.join("summary.json")).unwrap()).unwrap().body_as().unwrap();
+    let s: SweepSummary = Record::from_json(&std::fs::read_to_string(rd.join("summary.json")).unwrap())
+        .unwrap()
+        .body_as()
+        .unwrap();
     assert_eq!((s.steps_ok, s.steps_missing), (12, 0));
     assert!(s.cells.iter().all(|c| c.metrics["latency_p50_ms"].n == 2));
 }
@@ -295,9 +401,17 @@ fn sweep_bad_input_is_a_clear_error() {
         }
         let o = run(&args);
         assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", text(&o));
-        assert!(String::from_utf8_lossy(&o.stderr).contains(want), "{extra:?}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(want),
+            "{extra:?}: {}",
+            text(&o)
+        );
     }
     let o = ratio().arg("report").arg(tmp.path()).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no sweep manifest"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no sweep manifest"),
+        "{}",
+        text(&o)
+    );
 }

@@ -71,25 +71,44 @@ pub struct SweepArgs {
 }
 
 fn split_list(s: &str) -> Vec<String> {
-    s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Resolve the flags into a validated spec (no side effects).
 pub fn spec_from_args(a: &SweepArgs) -> Result<SweepSpec> {
-    let ratios = split_list(&a.ratios).iter().map(|r| Ratio::parse(r)).collect::<Result<Vec<_>>>()?;
+    let ratios = split_list(&a.ratios)
+        .iter()
+        .map(|r| Ratio::parse(r))
+        .collect::<Result<Vec<_>>>()?;
     let mut step_args: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for sa in &a.step_args {
-        let (step, args) = sa.split_once('=').with_context(|| format!("--step-args {sa:?} is not STEP=ARGS"))?;
+        let (step, args) = sa
+            .split_once('=')
+            .with_context(|| format!("--step-args {sa:?} is not STEP=ARGS"))?;
         if !plan::STEPS.contains(&step) {
-            bail!("--step-args {sa:?}: unknown step {step:?} (steps: {})", plan::STEPS.join(", "));
+            bail!(
+                "--step-args {sa:?}: unknown step {step:?} (steps: {})",
+                plan::STEPS.join(", ")
+            );
         }
-        step_args.entry(step.to_string()).or_default().extend(args.split_whitespace().map(str::to_string));
+        step_args
+            .entry(step.to_string())
+            .or_default()
+            .extend(args.split_whitespace().map(str::to_string));
     }
     let spec = SweepSpec {
         model: ModelSource::parse(&a.model)?,
         data: a.data.clone(),
         preset: a.preset.clone().unwrap_or_else(|| a.data.clone()),
-        mode: if a.from_scratch { Mode::FromScratch } else { Mode::Finetune },
+        mode: if a.from_scratch {
+            Mode::FromScratch
+        } else {
+            Mode::Finetune
+        },
         ratios,
         policies: split_list(&a.policies),
         seeds: a.seeds,
@@ -125,7 +144,12 @@ pub fn args_from_spec(spec: &SweepSpec, run_dir: &std::path::Path, alpha: f64) -
         list(spec.policies.clone()),
         "--seeds".into(),
         spec.seeds.to_string(),
-        if spec.mode == Mode::FromScratch { "--from-scratch" } else { "--finetune" }.into(),
+        if spec.mode == Mode::FromScratch {
+            "--from-scratch"
+        } else {
+            "--finetune"
+        }
+        .into(),
         "--epochs".into(),
         spec.epochs.to_string(),
         "--steps".into(),
@@ -134,7 +158,12 @@ pub fn args_from_spec(spec: &SweepSpec, run_dir: &std::path::Path, alpha: f64) -
     for (step, args) in &spec.step_args {
         a.push(format!("--step-args={step}={}", args.join(" ")));
     }
-    a.extend(["--alpha".into(), alpha.to_string(), "--run-dir".into(), run_dir.to_string_lossy().into_owned()]);
+    a.extend([
+        "--alpha".into(),
+        alpha.to_string(),
+        "--run-dir".into(),
+        run_dir.to_string_lossy().into_owned(),
+    ]);
     a
 }
 
@@ -151,7 +180,12 @@ pub fn manifest_record(spec: &SweepSpec, run_dir: &std::path::Path) -> Result<Re
         steps: spec.steps.clone(),
         variants: spec.variants(),
     };
-    let mut rec = Record::new(&m, std::env::args().collect(), provenance::current(), reports::schema::now_rfc3339())?;
+    let mut rec = Record::new(
+        &m,
+        std::env::args().collect(),
+        provenance::current(),
+        reports::schema::now_rfc3339(),
+    )?;
     if let ModelSource::File(p) = &spec.model {
         rec.inputs.push(store::file_ref(run_dir, p)?);
     }
@@ -181,7 +215,8 @@ pub fn run(a: SweepArgs) -> Result<ExitCode> {
             cpus_per_task: 2,
             extra: &a.sbatch,
         });
-        std::fs::create_dir_all(run_dir.join("slurm")).with_context(|| format!("creating {}/slurm", run_dir.display()))?;
+        std::fs::create_dir_all(run_dir.join("slurm"))
+            .with_context(|| format!("creating {}/slurm", run_dir.display()))?;
         let path = run_dir.join("sweep.sbatch");
         write_atomic(&path, script.as_bytes())?;
         println!("{}", path.display());
@@ -209,9 +244,13 @@ pub fn run(a: SweepArgs) -> Result<ExitCode> {
         &spec.hash()[..12],
         run_dir.display(),
         variants.len(),
-        shard.map(|s| format!(", shard {}/{}", s.index, s.count)).unwrap_or_default()
+        shard
+            .map(|s| format!(", shard {}/{}", s.index, s.count))
+            .unwrap_or_default()
     );
-    let outcome = exec::run_plans(&program, &run_dir, &plans, &owned, &provenance::current(), &mut |l| eprintln!("  {l}"))?;
+    let outcome = exec::run_plans(&program, &run_dir, &plans, &owned, &provenance::current(), &mut |l| {
+        eprintln!("  {l}")
+    })?;
     eprintln!(
         "steps: {} ran, {} reused, {} failed, {} blocked, {} untrusted records redone",
         outcome.ran_ok.len(),
@@ -227,7 +266,10 @@ pub fn run(a: SweepArgs) -> Result<ExitCode> {
         }
         println!("report: {}", out.html.display());
     } else if shard.is_some() {
-        eprintln!("shard done; after every shard has finished run `ratio report {}`", run_dir.display());
+        eprintln!(
+            "shard done; after every shard has finished run `ratio report {}`",
+            run_dir.display()
+        );
     }
     let clean = outcome.failed.is_empty() && outcome.blocked.is_empty();
     Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(1) })

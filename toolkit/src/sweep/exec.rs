@@ -61,7 +61,11 @@ pub fn run_plans(
             out.blocked.push(p.key.clone());
             continue;
         }
-        let _lock = if shared { Some(StepLock::acquire(&p.record, log)?) } else { None };
+        let _lock = if shared {
+            Some(StepLock::acquire(&p.record, log)?)
+        } else {
+            None
+        };
         match check_step(run_dir, p) {
             StepState::Done(_) => {
                 log(&format!("reused   {}", p.key));
@@ -84,7 +88,13 @@ pub fn run_plans(
             out.ran_ok.push(p.key.clone());
             ok.insert(p.key.clone());
         } else {
-            let why = body.stderr_tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
+            let why = body
+                .stderr_tail
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .to_string();
             log(&format!("FAILED   {} ({}) {why}", p.key, exit_text(&body)));
             out.failed.push(p.key.clone());
         }
@@ -122,12 +132,22 @@ pub fn run_one(program: &Path, run_dir: &Path, p: &StepPlan, provenance: &Proven
     let start = Instant::now();
     let (exit_code, signal, stdout, stderr) = match problem {
         Some(why) => (None, None, String::new(), why),
-        None => spawn_and_wait(program, &p.args, &p.log_path())
-            .unwrap_or_else(|e| (None, None, String::new(), format!("could not start {}: {e:#}", program.display()))),
+        None => spawn_and_wait(program, &p.args, &p.log_path()).unwrap_or_else(|e| {
+            (
+                None,
+                None,
+                String::new(),
+                format!("could not start {}: {e:#}", program.display()),
+            )
+        }),
     };
     let duration_s = start.elapsed().as_secs_f64();
     let output = parse_output(&stdout);
-    let mut status = if exit_code == Some(0) { StepStatus::Ok } else { StepStatus::Failed };
+    let mut status = if exit_code == Some(0) {
+        StepStatus::Ok
+    } else {
+        StepStatus::Failed
+    };
     let mut stderr_tail = tail(&stderr, STDERR_TAIL_LINES);
     let mut outputs = Vec::new();
     if status == StepStatus::Ok {
@@ -136,7 +156,10 @@ pub fn run_one(program: &Path, run_dir: &Path, p: &StepPlan, provenance: &Proven
                 Ok(f) => outputs.push(f),
                 Err(_) => {
                     status = StepStatus::Failed;
-                    stderr_tail.push_str(&format!("\nratio sweep: the step exited 0 but did not write {}", o.display()));
+                    stderr_tail.push_str(&format!(
+                        "\nratio sweep: the step exited 0 but did not write {}",
+                        o.display()
+                    ));
                 }
             }
         }
@@ -165,7 +188,9 @@ pub fn run_one(program: &Path, run_dir: &Path, p: &StepPlan, provenance: &Proven
         stderr_tail,
         output,
     };
-    let command = std::iter::once(program.to_string_lossy().into_owned()).chain(p.args.iter().cloned()).collect();
+    let command = std::iter::once(program.to_string_lossy().into_owned())
+        .chain(p.args.iter().cloned())
+        .collect();
     let mut rec = Record::new(&body, command, prov, now_rfc3339())?;
     rec.inputs = inputs;
     rec.outputs = outputs;
@@ -222,7 +247,12 @@ fn spawn_and_wait(program: &Path, args: &[String], log: &Path) -> Result<ChildRe
     let signal = std::os::unix::process::ExitStatusExt::signal(&status);
     #[cfg(not(unix))]
     let signal = None;
-    Ok((status.code(), signal, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned()))
+    Ok((
+        status.code(),
+        signal,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    ))
 }
 
 /// Exclusive right to run a shared step while several shards (Slurm tasks) start at once: `create_new` on a lock
@@ -247,7 +277,8 @@ impl StepLock {
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut f) => {
                     use std::io::Write;
-                    f.write_all(me.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+                    f.write_all(me.as_bytes())
+                        .with_context(|| format!("writing {}", path.display()))?;
                     return Ok(StepLock { path });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -261,7 +292,10 @@ impl StepLock {
                         said = true;
                     }
                     if start.elapsed() > LOCK_WAIT {
-                        anyhow::bail!("{} still held by {holder} after {LOCK_WAIT:?}; remove it if that process is gone", path.display());
+                        anyhow::bail!(
+                            "{} still held by {holder} after {LOCK_WAIT:?}; remove it if that process is gone",
+                            path.display()
+                        );
                     }
                     std::thread::sleep(Duration::from_millis(500));
                 }

@@ -67,7 +67,13 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
         (ModelSource::Builtin(name), Mode::Finetune) => {
             let dir = base_dir(run_dir);
             let model = dir.join("model.onnx");
-            let mut args = vec!["train".into(), "--model".into(), name.clone(), "--data".into(), spec.data.clone()];
+            let mut args = vec![
+                "train".into(),
+                "--model".into(),
+                name.clone(),
+                "--data".into(),
+                spec.data.clone(),
+            ];
             args.extend(["--epochs".into(), spec.epochs.to_string(), "--seed".into(), "0".into()]);
             args.extend(["-o".into(), s(&model), "--json".into()]);
             args.extend(extra("train"));
@@ -94,7 +100,9 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
             Some(b) => b.clone(),
             None => {
                 // From scratch: the variant's own random initialisation (an untrained 1:1 network).
-                let ModelSource::Builtin(name) = &spec.model else { unreachable!("validated") };
+                let ModelSource::Builtin(name) = &spec.model else {
+                    unreachable!("validated")
+                };
                 let init = dir.join("init.onnx");
                 let args = vec![
                     "train".into(),
@@ -114,20 +122,21 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
                 (init, Some(key("init")))
             }
         };
-        let mut push = |step: &str, args: Vec<String>, inputs: Vec<PathBuf>, outputs: Vec<PathBuf>, deps: Vec<String>| {
-            let mut args = args;
-            args.extend(extra(step));
-            out.push(StepPlan {
-                key: key(step),
-                step: step.to_string(),
-                variant: Some(v.clone()),
-                args,
-                inputs,
-                outputs,
-                record: dir.join(format!("{step}.json")),
-                deps,
-            });
-        };
+        let mut push =
+            |step: &str, args: Vec<String>, inputs: Vec<PathBuf>, outputs: Vec<PathBuf>, deps: Vec<String>| {
+                let mut args = args;
+                args.extend(extra(step));
+                out.push(StepPlan {
+                    key: key(step),
+                    step: step.to_string(),
+                    variant: Some(v.clone()),
+                    args,
+                    inputs,
+                    outputs,
+                    record: dir.join(format!("{step}.json")),
+                    deps,
+                });
+            };
         let deps_of = |c: &(PathBuf, Option<String>)| c.1.iter().cloned().collect::<Vec<_>>();
         if wants("convert") {
             let conv = dir.join("converted.onnx");
@@ -135,14 +144,26 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
             if v.policy != "none" {
                 args.extend(["--keep".into(), v.policy.clone()]);
             }
-            args.extend(["--seed".into(), v.seed.to_string(), "-o".into(), s(&conv), "--force".into(), "--json".into()]);
+            args.extend([
+                "--seed".into(),
+                v.seed.to_string(),
+                "-o".into(),
+                s(&conv),
+                "--force".into(),
+                "--json".into(),
+            ]);
             push("convert", args, vec![cur.0.clone()], vec![conv.clone()], deps_of(&cur));
             cur = (conv, Some(key("convert")));
         }
         if wants("train") {
             let trained = dir.join("model.onnx");
             let mut args = vec!["finetune".into(), s(&cur.0), "--data".into(), spec.data.clone()];
-            args.extend(["--epochs".into(), spec.epochs.to_string(), "--seed".into(), v.seed.to_string()]);
+            args.extend([
+                "--epochs".into(),
+                spec.epochs.to_string(),
+                "--seed".into(),
+                v.seed.to_string(),
+            ]);
             args.extend(["-o".into(), s(&trained), "--json".into()]);
             push("train", args, vec![cur.0.clone()], vec![trained.clone()], deps_of(&cur));
             cur = (trained, Some(key("train")));
@@ -154,7 +175,13 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
         }
         if wants("eval") {
             let mut args = vec!["eval".into(), s(&cur.0), "--data".into(), spec.data.clone()];
-            args.extend(["--preset".into(), spec.preset.clone(), "--seed".into(), v.seed.to_string(), "--json".into()]);
+            args.extend([
+                "--preset".into(),
+                spec.preset.clone(),
+                "--seed".into(),
+                v.seed.to_string(),
+                "--json".into(),
+            ]);
             push("eval", args, vec![cur.0.clone()], vec![], deps_of(&cur));
         }
         if wants("bench") {
@@ -174,7 +201,12 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
             }
             args.push(s(&cur.0));
             inputs.push(cur.0.clone());
-            args.extend(["--data".into(), spec.data.clone(), "--preset".into(), spec.preset.clone()]);
+            args.extend([
+                "--data".into(),
+                spec.data.clone(),
+                "--preset".into(),
+                spec.preset.clone(),
+            ]);
             args.extend(["--seed".into(), v.seed.to_string(), "--json".into(), "-".into()]);
             push("richness", args, inputs, vec![], deps);
         }
@@ -207,7 +239,11 @@ pub fn check_against_cli(plans: &[StepPlan]) -> Result<()> {
         let argv = std::iter::once("ratio".to_string()).chain(p.args.iter().cloned());
         if let Err(e) = crate::cli::Cli::try_parse_from(argv) {
             let first = e.to_string().lines().next().unwrap_or_default().to_string();
-            problems.push(format!("step {:?}: `ratio {}` is not accepted by this build: {first}", p.step, p.args.join(" ")));
+            problems.push(format!(
+                "step {:?}: `ratio {}` is not accepted by this build: {first}",
+                p.step,
+                p.args.join(" ")
+            ));
         }
     }
     if !problems.is_empty() {

@@ -23,7 +23,12 @@ pub fn hostname() -> String {
 
 pub fn machine() -> String {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    format!("{} ({} {}, {cpus} cpus)", hostname(), std::env::consts::OS, std::env::consts::ARCH)
+    format!(
+        "{} ({} {}, {cpus} cpus)",
+        hostname(),
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
 }
 
 pub fn current() -> Provenance {

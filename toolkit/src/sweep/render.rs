@@ -26,15 +26,25 @@ pub struct ReportFiles {
 pub fn write_report(run_dir: &Path, alpha: f64) -> Result<ReportFiles> {
     let run_dir = std::path::absolute(run_dir).with_context(|| format!("resolving {}", run_dir.display()))?;
     let (mrec, manifest) = store::read_manifest(&run_dir)?;
-    let spec: SweepSpec = serde_json::from_value(manifest.settings.clone())
-        .with_context(|| format!("{}: settings do not describe a sweep this build understands", run_dir.join(store::MANIFEST).display()))?;
+    let spec: SweepSpec = serde_json::from_value(manifest.settings.clone()).with_context(|| {
+        format!(
+            "{}: settings do not describe a sweep this build understands",
+            run_dir.join(store::MANIFEST).display()
+        )
+    })?;
     let plans = plan::plan(&spec, &run_dir)?;
     let collected = collect(&run_dir, &manifest, &plans);
     let summary = summarize(&manifest, &collected, alpha);
 
     let summary_path = run_dir.join("summary.json");
-    let mut srec = Record::new(&summary, std::env::args().collect(), provenance::current(), now_rfc3339())?;
-    srec.inputs.push(store::file_ref(&run_dir, &run_dir.join(store::MANIFEST))?);
+    let mut srec = Record::new(
+        &summary,
+        std::env::args().collect(),
+        provenance::current(),
+        now_rfc3339(),
+    )?;
+    srec.inputs
+        .push(store::file_ref(&run_dir, &run_dir.join(store::MANIFEST))?);
     write_atomic(&summary_path, srec.to_json_pretty().as_bytes())?;
 
     let report = build(&mrec, &manifest, &summary, &collected);
@@ -61,7 +71,11 @@ pub fn write_report(run_dir: &Path, alpha: f64) -> Result<ReportFiles> {
 }
 
 fn pm(mean: f64, std: f64, n: usize, digits: usize) -> String {
-    if n > 1 { format!("{mean:.digits$} ± {std:.digits$}") } else { format!("{mean:.digits$}") }
+    if n > 1 {
+        format!("{mean:.digits$} ± {std:.digits$}")
+    } else {
+        format!("{mean:.digits$}")
+    }
 }
 
 fn count(x: f64) -> String {
@@ -93,7 +107,13 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
 
     let prov = &mrec.provenance;
     let mut facts = vec![
-        format!("sweep {} ({} mode, {} variants, seeds 0..{})", s.sweep_hash, m.mode, m.variants.len(), m.seeds),
+        format!(
+            "sweep {} ({} mode, {} variants, seeds 0..{})",
+            s.sweep_hash,
+            m.mode,
+            m.variants.len(),
+            m.seeds
+        ),
         format!("model {}, data {}, steps {}", m.model, m.data, m.steps.join(" → ")),
         format!(
             "tool {}, ONNX Runtime {}, device {}, machine {}",
@@ -103,9 +123,16 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
             prov.machine
         ),
         format!("started {}, report {}", mrec.created, now_rfc3339()),
-        format!("steps: {} ok, {} failed, {} missing or untrusted", s.steps_ok, s.steps_failed, s.steps_missing),
+        format!(
+            "steps: {} ok, {} failed, {} missing or untrusted",
+            s.steps_ok, s.steps_failed, s.steps_missing
+        ),
     ];
-    facts.extend(mrec.inputs.iter().map(|f| format!("input {} sha256 {}", f.path, f.sha256)));
+    facts.extend(
+        mrec.inputs
+            .iter()
+            .map(|f| format!("input {} sha256 {}", f.path, f.sha256)),
+    );
     sections.push(Section {
         title: "What the data support".into(),
         blocks: vec![
@@ -129,7 +156,10 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
         ("mean_effective_rank", "mean eff. rank", 2, false),
         ("mean_dead_fraction", "mean dead fraction", 3, false),
     ];
-    let present: Vec<_> = cols.iter().filter(|(k, ..)| s.cells.iter().any(|cl| cl.metrics.contains_key(*k))).collect();
+    let present: Vec<_> = cols
+        .iter()
+        .filter(|(k, ..)| s.cells.iter().any(|cl| cl.metrics.contains_key(*k)))
+        .collect();
     let mut headers = vec!["model".to_string(), "ratio".into(), "policy".into(), "seeds".into()];
     headers.extend(present.iter().map(|(_, h, ..)| h.to_string()));
     let rows = s
@@ -137,7 +167,12 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
         .iter()
         .map(|cl| {
             let n = cl.metrics.values().map(|x| x.n).max().unwrap_or(0);
-            let mut r = vec![s.model.clone(), cl.ratio.clone(), cl.policy.clone(), format!("{n}/{}", m.seeds)];
+            let mut r = vec![
+                s.model.clone(),
+                cl.ratio.clone(),
+                cl.policy.clone(),
+                format!("{n}/{}", m.seeds),
+            ];
             for (k, _, d, is_count) in &present {
                 r.push(match cl.metrics.get(*k) {
                     Some(x) if *is_count => count(x.mean),
@@ -153,13 +188,28 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
         blocks.push(Block::List(
             s.best
                 .iter()
-                .map(|b| format!("best {} ({} is better): {} {} ({:.4})", b.metric, b.direction, b.ratio, b.policy, b.mean))
+                .map(|b| {
+                    format!(
+                        "best {} ({} is better): {} {} ({:.4})",
+                        b.metric, b.direction, b.ratio, b.policy, b.mean
+                    )
+                })
                 .collect(),
         ));
     }
     if !s.comparisons.is_empty() {
         blocks.push(Block::Table(Table {
-            headers: ["ratio", "policy", "metric", "mean Δ vs 1:1", "pairs", "adj. p", "significant"].map(String::from).to_vec(),
+            headers: [
+                "ratio",
+                "policy",
+                "metric",
+                "mean Δ vs 1:1",
+                "pairs",
+                "adj. p",
+                "significant",
+            ]
+            .map(String::from)
+            .to_vec(),
             rows: s
                 .comparisons
                 .iter()
@@ -177,22 +227,41 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
                 .collect(),
         }));
     }
-    sections.push(Section { title: "Summary".into(), blocks });
+    sections.push(Section {
+        title: "Summary".into(),
+        blocks,
+    });
 
     let mut figs = Vec::new();
     // Accuracy vs ratio: one line per policy, each starting from the shared 1:1 point.
-    if let Some(base) = s.cells.iter().find(|cl| cl.ratio == "1:1").and_then(|cl| cl.metrics.get("accuracy")) {
+    if let Some(base) = s
+        .cells
+        .iter()
+        .find(|cl| cl.ratio == "1:1")
+        .and_then(|cl| cl.metrics.get("accuracy"))
+    {
         let mut ticks: Vec<(f64, String)> = m.ratios.iter().map(|r| (ratio_value(r), r.clone())).collect();
         ticks.retain(|t| t.0.is_finite());
         let series: Vec<Series> = m
             .policies
             .iter()
             .map(|p| {
-                let mut points = vec![Point { x: 1.0, y: base.mean, err: Some(base.std) }];
+                let mut points = vec![Point {
+                    x: 1.0,
+                    y: base.mean,
+                    err: Some(base.std),
+                }];
                 points.extend(s.cells.iter().filter(|cl| &cl.policy == p).filter_map(|cl| {
-                    cl.metrics.get("accuracy").map(|a| Point { x: ratio_value(&cl.ratio), y: a.mean, err: Some(a.std) })
+                    cl.metrics.get("accuracy").map(|a| Point {
+                        x: ratio_value(&cl.ratio),
+                        y: a.mean,
+                        err: Some(a.std),
+                    })
                 }));
-                Series { name: p.clone(), points }
+                Series {
+                    name: p.clone(),
+                    points,
+                }
             })
             .filter(|s| s.points.iter().all(|p| p.x.is_finite()))
             .collect();
@@ -211,7 +280,13 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
     let lat: Vec<Bar> = s
         .cells
         .iter()
-        .filter_map(|cl| cl.metrics.get("latency_p50_ms").map(|x| Bar { label: format!("{} {}", cl.ratio, cl.policy), value: x.mean, err: Some(x.std) }))
+        .filter_map(|cl| {
+            cl.metrics.get("latency_p50_ms").map(|x| Bar {
+                label: format!("{} {}", cl.ratio, cl.policy),
+                value: x.mean,
+                err: Some(x.std),
+            })
+        })
         .collect();
     if !lat.is_empty() {
         figs.push(FigureItem {
@@ -226,7 +301,15 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
         .filter(|(v, r)| !r.curve.is_empty() && v.seed == 0)
         .map(|(v, r)| Series {
             name: format!("{} {}", v.ratio, v.policy),
-            points: r.curve.iter().map(|(x, y)| Point { x: *x, y: *y, err: None }).collect(),
+            points: r
+                .curve
+                .iter()
+                .map(|(x, y)| Point {
+                    x: *x,
+                    y: *y,
+                    err: None,
+                })
+                .collect(),
         })
         .collect();
     if !curves.is_empty() {
@@ -247,7 +330,10 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
         let mut by_cell: BTreeMap<(String, String), Vec<Vec<f64>>> = BTreeMap::new();
         for (v, r) in &c.results {
             if let Some(xs) = r.layer_metrics.get(*name) {
-                by_cell.entry((v.ratio.clone(), v.policy.clone())).or_default().push(xs.clone());
+                by_cell
+                    .entry((v.ratio.clone(), v.policy.clone()))
+                    .or_default()
+                    .push(xs.clone());
             }
         }
         let series: Vec<Series> = by_cell
@@ -258,17 +344,27 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
                     .map(|i| {
                         let col: Vec<f64> = runs.iter().map(|x| x[i]).collect();
                         let (mean, std) = super::stats::mean_std(&col);
-                        Point { x: i as f64, y: mean, err: (col.len() > 1).then_some(std) }
+                        Point {
+                            x: i as f64,
+                            y: mean,
+                            err: (col.len() > 1).then_some(std),
+                        }
                     })
                     .collect();
-                Series { name: format!("{r} {p}"), points }
+                Series {
+                    name: format!("{r} {p}"),
+                    points,
+                }
             })
             .filter(|s| !s.points.is_empty())
             .collect();
         if !series.is_empty() {
             figs.push(FigureItem {
                 stem: format!("richness_{name}"),
-                caption: format!("{} per analysed layer, in network order (mean ± std over seeds).", name.replace('_', " ")),
+                caption: format!(
+                    "{} per analysed layer, in network order (mean ± std over seeds).",
+                    name.replace('_', " ")
+                ),
                 figure: Figure::Line(LineChart {
                     title: format!("{} against depth", name.replace('_', " ")),
                     x_label: "layer (network order)".into(),
@@ -279,11 +375,18 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
             });
         }
     }
-    for (v, r) in c.results.iter().filter(|(v, r)| v.seed == 0 && v.ratio != "1:1" && r.cka.is_some()) {
+    for (v, r) in c
+        .results
+        .iter()
+        .filter(|(v, r)| v.seed == 0 && v.ratio != "1:1" && r.cka.is_some())
+    {
         let Some((cols, rows, values)) = &r.cka else { continue };
         figs.push(FigureItem {
             stem: format!("cka_{}", v.id),
-            caption: format!("Linear CKA between the layers of {} {} (rows) and the 1:1 reference (columns), seed 0.", v.ratio, v.policy),
+            caption: format!(
+                "Linear CKA between the layers of {} {} (rows) and the 1:1 reference (columns), seed 0.",
+                v.ratio, v.policy
+            ),
             figure: Figure::Heat(HeatMap {
                 title: format!("CKA: {} {} vs 1:1", v.ratio, v.policy),
                 x_label: "1:1 layers".into(),
@@ -296,11 +399,16 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
         });
     }
     let fig_blocks: Vec<Block> = if figs.is_empty() {
-        vec![Block::Text("No step produced plottable results yet (see the step counts above).".into())]
+        vec![Block::Text(
+            "No step produced plottable results yet (see the step counts above).".into(),
+        )]
     } else {
         figs.into_iter().map(Block::Figure).collect()
     };
-    sections.push(Section { title: "Figures".into(), blocks: fig_blocks });
+    sections.push(Section {
+        title: "Figures".into(),
+        blocks: fig_blocks,
+    });
 
     if !c.untrusted.is_empty() {
         sections.push(Section {
@@ -311,5 +419,8 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
             ],
         });
     }
-    Report { title: format!("ratio sweep — {} on {}", s.model, s.data), sections }
+    Report {
+        title: format!("ratio sweep — {} on {}", s.model, s.data),
+        sections,
+    }
 }

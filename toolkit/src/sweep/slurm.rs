@@ -32,17 +32,30 @@ pub fn script(job: &SlurmJob) -> String {
     for e in job.extra {
         s.push_str(&format!("#SBATCH {e}\n"));
     }
-    s.push_str("# Written by `ratio sweep --emit slurm`. Each array task runs one shard of the same sweep; when all are\n");
-    s.push_str(&format!("# done, merge with: {} report {}\n", sh_quote(&job.program.to_string_lossy()), sh_quote(&job.run_dir.to_string_lossy())));
+    s.push_str(
+        "# Written by `ratio sweep --emit slurm`. Each array task runs one shard of the same sweep; when all are\n",
+    );
+    s.push_str(&format!(
+        "# done, merge with: {} report {}\n",
+        sh_quote(&job.program.to_string_lossy()),
+        sh_quote(&job.run_dir.to_string_lossy())
+    ));
     s.push_str("set -euo pipefail\n");
     if let Ok(ort) = std::env::var("ORT_DYLIB_PATH") {
         if let Ok(abs) = std::path::absolute(&ort) {
-            s.push_str(&format!("export ORT_DYLIB_PATH=${{ORT_DYLIB_PATH:-{}}}\n", sh_quote(&abs.to_string_lossy())));
+            s.push_str(&format!(
+                "export ORT_DYLIB_PATH=${{ORT_DYLIB_PATH:-{}}}\n",
+                sh_quote(&abs.to_string_lossy())
+            ));
         }
     }
     let mut cmd = vec![sh_quote(&job.program.to_string_lossy())];
     cmd.extend(job.sweep_args.iter().map(|a| sh_quote(a)));
-    s.push_str(&format!("exec {} --shard \"${{SLURM_ARRAY_TASK_ID}}/{}\"\n", cmd.join(" "), job.tasks));
+    s.push_str(&format!(
+        "exec {} --shard \"${{SLURM_ARRAY_TASK_ID}}/{}\"\n",
+        cmd.join(" "),
+        job.tasks
+    ));
     s
 }
 
@@ -63,9 +76,15 @@ mod tests {
             cpus_per_task: 2,
             extra: &extra,
         });
-        assert!(s.starts_with("#!/bin/bash\n#SBATCH --job-name=ratio-x\n#SBATCH --array=0-3\n"), "{s}");
+        assert!(
+            s.starts_with("#!/bin/bash\n#SBATCH --job-name=ratio-x\n#SBATCH --array=0-3\n"),
+            "{s}"
+        );
         assert!(s.contains("#SBATCH --time=01:00:00\n"));
-        assert!(s.contains("exec /opt/ratio sweep --model 'my model.onnx' --shard \"${SLURM_ARRAY_TASK_ID}/4\"\n"), "{s}");
+        assert!(
+            s.contains("exec /opt/ratio sweep --model 'my model.onnx' --shard \"${SLURM_ARRAY_TASK_ID}/4\"\n"),
+            "{s}"
+        );
         assert_eq!(sh_quote("it's"), r"'it'\''s'");
     }
 }

@@ -26,9 +26,16 @@ impl Ratio {
     pub const ONE: Ratio = Ratio { n: 1, m: 1 };
 
     pub fn parse(s: &str) -> Result<Self> {
-        let (n, m) = s.trim().split_once(':').with_context(|| format!("ratio {s:?} is not of the form N:M"))?;
-        let n: u32 = n.parse().with_context(|| format!("ratio {s:?}: N is not a positive integer"))?;
-        let m: u32 = m.parse().with_context(|| format!("ratio {s:?}: M is not a positive integer"))?;
+        let (n, m) = s
+            .trim()
+            .split_once(':')
+            .with_context(|| format!("ratio {s:?} is not of the form N:M"))?;
+        let n: u32 = n
+            .parse()
+            .with_context(|| format!("ratio {s:?}: N is not a positive integer"))?;
+        let m: u32 = m
+            .parse()
+            .with_context(|| format!("ratio {s:?}: M is not a positive integer"))?;
         if m == 0 || n < m {
             bail!("ratio {s:?}: need N ≥ M ≥ 1 (more convolutions than ReLUs; 1:1 is the baseline)");
         }
@@ -87,19 +94,28 @@ impl ModelSource {
         let p = PathBuf::from(s);
         if p.extension().is_some_and(|e| e == "onnx") || p.exists() {
             if !p.is_file() {
-                bail!("model {s:?}: no such file (built-in models: {})", BUILTIN_MODELS.join(", "));
+                bail!(
+                    "model {s:?}: no such file (built-in models: {})",
+                    BUILTIN_MODELS.join(", ")
+                );
             }
             // Absolute, so shard tasks started elsewhere (Slurm) find the same file.
             let abs = std::fs::canonicalize(&p).with_context(|| format!("resolving model path {s:?}"))?;
             return Ok(ModelSource::File(abs));
         }
-        bail!("model {s:?} is neither a built-in model ({}) nor an .onnx file", BUILTIN_MODELS.join(", "))
+        bail!(
+            "model {s:?} is neither a built-in model ({}) nor an .onnx file",
+            BUILTIN_MODELS.join(", ")
+        )
     }
 
     pub fn label(&self) -> String {
         match self {
             ModelSource::Builtin(n) => n.clone(),
-            ModelSource::File(p) => p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            ModelSource::File(p) => p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         }
     }
 }
@@ -141,7 +157,10 @@ impl SweepSpec {
             bail!("--seeds must be at least 1");
         }
         if self.mode == Mode::FromScratch && matches!(self.model, ModelSource::File(_)) {
-            bail!("--from-scratch needs a built-in architecture (--model {}); a file is a trained checkpoint", BUILTIN_MODELS.join("|"));
+            bail!(
+                "--from-scratch needs a built-in architecture (--model {}); a file is a trained checkpoint",
+                BUILTIN_MODELS.join("|")
+            );
         }
         let mut seen = std::collections::HashSet::new();
         for r in &self.ratios {
@@ -157,8 +176,11 @@ impl SweepSpec {
     pub fn variants(&self) -> Vec<Variant> {
         let mut out = Vec::new();
         for r in &self.ratios {
-            let policies: Vec<&str> =
-                if r.is_baseline() { vec!["none"] } else { self.policies.iter().map(String::as_str).collect() };
+            let policies: Vec<&str> = if r.is_baseline() {
+                vec!["none"]
+            } else {
+                self.policies.iter().map(String::as_str).collect()
+            };
             for p in policies {
                 for seed in 0..self.seeds {
                     out.push(Variant {
@@ -190,9 +212,17 @@ pub struct Shard {
 
 impl Shard {
     pub fn parse(s: &str) -> Result<Self> {
-        let (i, n) = s.split_once('/').with_context(|| format!("--shard {s:?} is not of the form i/n"))?;
-        let index: usize = i.trim().parse().with_context(|| format!("--shard {s:?}: i is not a number"))?;
-        let count: usize = n.trim().parse().with_context(|| format!("--shard {s:?}: n is not a number"))?;
+        let (i, n) = s
+            .split_once('/')
+            .with_context(|| format!("--shard {s:?} is not of the form i/n"))?;
+        let index: usize = i
+            .trim()
+            .parse()
+            .with_context(|| format!("--shard {s:?}: i is not a number"))?;
+        let count: usize = n
+            .trim()
+            .parse()
+            .with_context(|| format!("--shard {s:?}: n is not a number"))?;
         if count == 0 || index >= count {
             bail!("--shard {s:?}: need 0 ≤ i < n");
         }
@@ -236,7 +266,17 @@ mod tests {
     fn variants_put_baseline_once_per_seed() {
         let v = spec().variants();
         let ids: Vec<&str> = v.iter().map(|v| v.id.as_str()).collect();
-        assert_eq!(ids, ["r1-1_none_s0", "r1-1_none_s1", "r2-1_last_s0", "r2-1_last_s1", "r2-1_first_s0", "r2-1_first_s1"]);
+        assert_eq!(
+            ids,
+            [
+                "r1-1_none_s0",
+                "r1-1_none_s1",
+                "r2-1_last_s0",
+                "r2-1_last_s1",
+                "r2-1_first_s0",
+                "r2-1_first_s1"
+            ]
+        );
     }
 
     #[test]

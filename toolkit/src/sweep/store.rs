@@ -34,11 +34,18 @@ pub fn rel(run_dir: &Path, p: &Path) -> String {
 
 pub fn resolve(run_dir: &Path, stored: &str) -> PathBuf {
     let p = Path::new(stored);
-    if p.is_absolute() { p.to_path_buf() } else { run_dir.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        run_dir.join(p)
+    }
 }
 
 pub fn file_ref(run_dir: &Path, p: &Path) -> Result<FileRef> {
-    Ok(FileRef { path: rel(run_dir, p), sha256: sha256_file(p)? })
+    Ok(FileRef {
+        path: rel(run_dir, p),
+        sha256: sha256_file(p)?,
+    })
 }
 
 /// Judge one step's record against the plan and the files on disk.
@@ -57,7 +64,12 @@ pub fn check_step(run_dir: &Path, plan: &StepPlan) -> StepState {
         Err(e) => return StepState::Corrupt(format!("{}: {e}", plan.record.display())),
     };
     if body.key != plan.key {
-        return StepState::Corrupt(format!("{}: holds step {:?}, expected {:?}", plan.record.display(), body.key, plan.key));
+        return StepState::Corrupt(format!(
+            "{}: holds step {:?}, expected {:?}",
+            plan.record.display(),
+            body.key,
+            plan.key
+        ));
     }
     if body.status == StepStatus::Failed {
         return StepState::Failed(Box::new(rec));
@@ -87,9 +99,15 @@ pub fn open_run_dir(run_dir: &Path, manifest: &Record) -> Result<()> {
     let path = run_dir.join(MANIFEST);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let rec = Record::from_json(&text)
-                .with_context(|| format!("{}: the run directory's manifest is unreadable; refusing to mix runs (use a new --run-dir)", path.display()))?;
-            let have: SweepManifest = rec.body_as().with_context(|| format!("{}: not a sweep manifest", path.display()))?;
+            let rec = Record::from_json(&text).with_context(|| {
+                format!(
+                    "{}: the run directory's manifest is unreadable; refusing to mix runs (use a new --run-dir)",
+                    path.display()
+                )
+            })?;
+            let have: SweepManifest = rec
+                .body_as()
+                .with_context(|| format!("{}: not a sweep manifest", path.display()))?;
             if have.sweep_hash != want.sweep_hash {
                 let diff = diff_settings(&have.settings, &want.settings);
                 bail!(
@@ -98,14 +116,25 @@ pub fn open_run_dir(run_dir: &Path, manifest: &Record) -> Result<()> {
                     run_dir.display(),
                     &have.sweep_hash[..12.min(have.sweep_hash.len())],
                     &want.sweep_hash[..12.min(want.sweep_hash.len())],
-                    if diff.is_empty() { "(unknown)".into() } else { diff.join(", ") }
+                    if diff.is_empty() {
+                        "(unknown)".into()
+                    } else {
+                        diff.join(", ")
+                    }
                 );
             }
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if run_dir.is_dir() && std::fs::read_dir(run_dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
-                bail!("{} exists, is not empty and has no {MANIFEST}: not a sweep run directory; refusing to write into it", run_dir.display());
+            if run_dir.is_dir()
+                && std::fs::read_dir(run_dir)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(false)
+            {
+                bail!(
+                    "{} exists, is not empty and has no {MANIFEST}: not a sweep run directory; refusing to write into it",
+                    run_dir.display()
+                );
             }
             std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
             write_atomic(&path, manifest.to_json_pretty().as_bytes())?;
@@ -123,7 +152,13 @@ fn diff_settings(a: &serde_json::Value, b: &serde_json::Value) -> Vec<String> {
             keys.dedup();
             keys.into_iter()
                 .filter(|k| a.get(*k) != b.get(*k))
-                .map(|k| format!("{k}: {} → {}", a.get(k).map_or("-".into(), |v| v.to_string()), b.get(k).map_or("-".into(), |v| v.to_string())))
+                .map(|k| {
+                    format!(
+                        "{k}: {} → {}",
+                        a.get(k).map_or("-".into(), |v| v.to_string()),
+                        b.get(k).map_or("-".into(), |v| v.to_string())
+                    )
+                })
                 .collect()
         }
         _ => vec![],
@@ -133,8 +168,15 @@ fn diff_settings(a: &serde_json::Value, b: &serde_json::Value) -> Vec<String> {
 /// Read the manifest of a run dir (for `ratio report`).
 pub fn read_manifest(run_dir: &Path) -> Result<(Record, SweepManifest)> {
     let path = run_dir.join(MANIFEST);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("{}: no sweep manifest (is this a `ratio sweep` run directory?)", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{}: no sweep manifest (is this a `ratio sweep` run directory?)",
+            path.display()
+        )
+    })?;
     let rec = Record::from_json(&text).with_context(|| format!("{}: unreadable manifest", path.display()))?;
-    let m = rec.body_as().with_context(|| format!("{}: not a sweep manifest", path.display()))?;
+    let m = rec
+        .body_as()
+        .with_context(|| format!("{}: not a sweep manifest", path.display()))?;
     Ok((rec, m))
 }

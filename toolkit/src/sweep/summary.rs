@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use reports::schema::sweep::{Best, CellSummary, Comparison, MetricStats, SweepManifest, SweepStep, SweepSummary, Variant};
+use reports::schema::sweep::{
+    Best, CellSummary, Comparison, MetricStats, SweepManifest, SweepStep, SweepSummary, Variant,
+};
 use serde_json::Value;
 
 use super::plan::StepPlan;
@@ -24,17 +26,46 @@ pub struct MetricDef {
 }
 
 pub const METRICS: &[MetricDef] = &[
-    MetricDef { name: "accuracy", step: "eval", keys: &["top1", "top1_accuracy", "accuracy", "acc"], higher_is_better: true },
-    MetricDef { name: "latency_p50_ms", step: "bench", keys: &["p50_ms", "latency_p50_ms", "p50"], higher_is_better: false },
-    MetricDef { name: "params", step: "inspect", keys: &["params_total", "params", "parameters"], higher_is_better: false },
-    MetricDef { name: "macs", step: "inspect", keys: &["macs_total", "macs"], higher_is_better: false },
+    MetricDef {
+        name: "accuracy",
+        step: "eval",
+        keys: &["top1", "top1_accuracy", "accuracy", "acc"],
+        higher_is_better: true,
+    },
+    MetricDef {
+        name: "latency_p50_ms",
+        step: "bench",
+        keys: &["p50_ms", "latency_p50_ms", "p50"],
+        higher_is_better: false,
+    },
+    MetricDef {
+        name: "params",
+        step: "inspect",
+        keys: &["params_total", "params", "parameters"],
+        higher_is_better: false,
+    },
+    MetricDef {
+        name: "macs",
+        step: "inspect",
+        keys: &["macs_total", "macs"],
+        higher_is_better: false,
+    },
     // `ratio inspect` reports op counts in `op_histogram`.
-    MetricDef { name: "relus", step: "inspect", keys: &["Relu", "relu_count", "relus"], higher_is_better: false },
+    MetricDef {
+        name: "relus",
+        step: "inspect",
+        keys: &["Relu", "relu_count", "relus"],
+        higher_is_better: false,
+    },
 ];
 
 /// Per-layer richness metrics averaged over layers for the summary table, kept per layer for depth plots.
-pub const LAYER_METRICS: &[(&str, bool)] =
-    &[("effective_rank", true), ("participation_ratio", true), ("dead_fraction", false), ("sparsity", false)];
+pub const LAYER_METRICS: &[(&str, bool)] = &[
+    ("effective_rank", true),
+    ("participation_ratio", true),
+    ("dead_fraction", false),
+    ("sparsity", false),
+];
 
 /// What one variant produced.
 #[derive(Debug, Clone, Default)]
@@ -97,13 +128,20 @@ fn find_key<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 fn matrix(v: &Value) -> Option<Vec<Vec<f64>>> {
     let rows = v.as_array()?;
     rows.iter()
-        .map(|r| r.as_array().map(|c| c.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect()))
+        .map(|r| {
+            r.as_array()
+                .map(|c| c.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect())
+        })
         .collect()
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect())
+        .map(|a| {
+            a.iter()
+                .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -130,8 +168,16 @@ fn cka_of(v: &Value) -> Option<(Vec<String>, Vec<String>, Vec<Vec<f64>>)> {
         _ => return None,
     };
     let ncol = m.first().map_or(0, Vec::len);
-    let rl = if rl.len() == ncol { rl } else { (0..ncol).map(|i| format!("L{i}")).collect() };
-    let ol = if ol.len() == m.len() { ol } else { (0..m.len()).map(|i| format!("L{i}")).collect() };
+    let rl = if rl.len() == ncol {
+        rl
+    } else {
+        (0..ncol).map(|i| format!("L{i}")).collect()
+    };
+    let ol = if ol.len() == m.len() {
+        ol
+    } else {
+        (0..m.len()).map(|i| format!("L{i}")).collect()
+    };
     Some((rl, ol, m))
 }
 
@@ -197,7 +243,9 @@ pub fn collect(run_dir: &Path, manifest: &SweepManifest, plans: &[StepPlan]) -> 
         for m in METRICS {
             // Parameter counts may come from any step that reports them; prefer the declared one.
             let found = get(m.step).and_then(|o| find_number(o, m.keys)).or_else(|| {
-                ["convert", "eval", "bench", "train"].iter().find_map(|s| get(s).and_then(|o| find_number(o, m.keys)))
+                ["convert", "eval", "bench", "train"]
+                    .iter()
+                    .find_map(|s| get(s).and_then(|o| find_number(o, m.keys)))
             });
             if let Some(x) = found.filter(|x| x.is_finite()) {
                 r.metrics.insert(m.name.to_string(), x);
@@ -205,13 +253,17 @@ pub fn collect(run_dir: &Path, manifest: &SweepManifest, plans: &[StepPlan]) -> 
         }
         if let Some(o) = get("richness") {
             // With the reference listed first, the variant is the last analysed model.
-            let own = find_key(o, "models").and_then(Value::as_array).and_then(|m| m.last()).unwrap_or(o);
+            let own = find_key(o, "models")
+                .and_then(Value::as_array)
+                .and_then(|m| m.last())
+                .unwrap_or(o);
             for (name, _) in LAYER_METRICS {
                 let mut xs = Vec::new();
                 all_numbers(own, name, &mut xs);
                 xs.retain(|x| x.is_finite());
                 if !xs.is_empty() {
-                    r.metrics.insert(format!("mean_{name}"), xs.iter().sum::<f64>() / xs.len() as f64);
+                    r.metrics
+                        .insert(format!("mean_{name}"), xs.iter().sum::<f64>() / xs.len() as f64);
                     r.layer_metrics.insert(name.to_string(), xs);
                 }
             }
@@ -229,7 +281,10 @@ fn higher_is_better(metric: &str) -> Option<bool> {
     if let Some(m) = METRICS.iter().find(|m| m.name == metric) {
         return Some(m.higher_is_better);
     }
-    LAYER_METRICS.iter().find(|(n, _)| metric == format!("mean_{n}")).map(|(_, h)| *h)
+    LAYER_METRICS
+        .iter()
+        .find(|(n, _)| metric == format!("mean_{n}"))
+        .map(|(_, h)| *h)
 }
 
 /// Aggregate over seeds, compare with 1:1, and say what the data support.
@@ -251,7 +306,11 @@ pub fn summarize(manifest: &SweepManifest, collected: &Collected, alpha: f64) ->
             .collect()
     };
     let metric_names: Vec<String> = {
-        let mut n: Vec<String> = collected.results.iter().flat_map(|(_, r)| r.metrics.keys().cloned()).collect();
+        let mut n: Vec<String> = collected
+            .results
+            .iter()
+            .flat_map(|(_, r)| r.metrics.keys().cloned())
+            .collect();
         n.sort();
         n.dedup();
         n
@@ -263,7 +322,15 @@ pub fn summarize(manifest: &SweepManifest, collected: &Collected, alpha: f64) ->
             let vals: Vec<f64> = per_seed(ratio, policy, m).into_values().collect();
             if !vals.is_empty() {
                 let (mean, std) = mean_std(&vals);
-                metrics.insert(m.clone(), MetricStats { mean, std, n: vals.len(), values: vals });
+                metrics.insert(
+                    m.clone(),
+                    MetricStats {
+                        mean,
+                        std,
+                        n: vals.len(),
+                        values: vals,
+                    },
+                );
             }
         }
         let done: Vec<u64> = collected
@@ -273,7 +340,12 @@ pub fn summarize(manifest: &SweepManifest, collected: &Collected, alpha: f64) ->
             .map(|(v, _)| v.seed)
             .collect();
         let missing_seeds = (0..manifest.seeds).filter(|s| !done.contains(s)).collect();
-        cell_summaries.push(CellSummary { ratio: ratio.clone(), policy: policy.clone(), metrics, missing_seeds });
+        cell_summaries.push(CellSummary {
+            ratio: ratio.clone(),
+            policy: policy.clone(),
+            metrics,
+            missing_seeds,
+        });
     }
 
     // Paired by seed against the 1:1 cell; Holm-corrected within each metric's family of comparisons.
@@ -318,7 +390,13 @@ pub fn summarize(manifest: &SweepManifest, collected: &Collected, alpha: f64) ->
             .iter()
             .filter_map(|c| c.metrics.get(m).map(|s| (c, s.mean)))
             .filter(|(_, x)| x.is_finite())
-            .max_by(|a, b| if higher { a.1.total_cmp(&b.1) } else { b.1.total_cmp(&a.1) });
+            .max_by(|a, b| {
+                if higher {
+                    a.1.total_cmp(&b.1)
+                } else {
+                    b.1.total_cmp(&a.1)
+                }
+            });
         if let Some((c, mean)) = pick {
             best.push(Best {
                 metric: m.clone(),
@@ -376,7 +454,15 @@ pub fn conclude(comparisons: &[Comparison], seeds: u64, alpha: f64) -> Vec<Strin
         if sig.is_empty() {
             let largest = cs.iter().max_by(|a, b| a.mean_diff.abs().total_cmp(&b.mean_diff.abs()));
             let detail = largest
-                .map(|c| format!(" (largest difference: {} {} {}, p = {:.3})", c.ratio, c.policy, fmt_diff(metric, c.mean_diff), c.p_value.unwrap_or(1.0)))
+                .map(|c| {
+                    format!(
+                        " (largest difference: {} {} {}, p = {:.3})",
+                        c.ratio,
+                        c.policy,
+                        fmt_diff(metric, c.mean_diff),
+                        c.p_value.unwrap_or(1.0)
+                    )
+                })
                 .unwrap_or_default();
             out.push(format!(
                 "{metric}: no significant difference between any N:M variant and 1:1 at α = {alpha}{detail}."
@@ -397,7 +483,10 @@ pub fn conclude(comparisons: &[Comparison], seeds: u64, alpha: f64) -> Vec<Strin
         }
     }
     if out.is_empty() {
-        out.push("No variant finished both its own pipeline and the 1:1 baseline's for any seed: nothing to compare yet.".into());
+        out.push(
+            "No variant finished both its own pipeline and the 1:1 baseline's for any seed: nothing to compare yet."
+                .into(),
+        );
     }
     out
 }
@@ -421,7 +510,13 @@ mod tests {
         let v = json!({"body": {"models": [], "cka": [{"left_layers": ["a", "b"], "right_layers": ["x", "y", "z"],
             "values": [[1.0, 0.5, null], [0.2, 0.9, 0.3]]}]}});
         let (cols, rows, m) = cka_of(&v).unwrap();
-        assert_eq!((cols, rows), (vec!["a".to_string(), "b".into()], vec!["x".to_string(), "y".into(), "z".into()]));
+        assert_eq!(
+            (cols, rows),
+            (
+                vec!["a".to_string(), "b".into()],
+                vec!["x".to_string(), "y".into(), "z".into()]
+            )
+        );
         assert_eq!(m[1], vec![0.5, 0.9]);
         assert!(m[2][0].is_nan());
     }
@@ -430,7 +525,12 @@ mod tests {
         let mut variants = vec![];
         for (r, p) in [("1:1", "none"), ("2:1", "last")] {
             for s in 0..seeds {
-                variants.push(Variant { id: format!("{r}{p}{s}"), ratio: r.into(), policy: p.into(), seed: s });
+                variants.push(Variant {
+                    id: format!("{r}{p}{s}"),
+                    ratio: r.into(),
+                    policy: p.into(),
+                    seed: s,
+                });
             }
         }
         SweepManifest {
@@ -466,19 +566,30 @@ mod tests {
     fn summary_says_no_significant_difference_for_noise() {
         let m = manifest(4);
         let noise = [0.01, -0.02, 0.015, -0.005];
-        let c = collected(&m, |v| 0.9 + if v.ratio == "2:1" { noise[v.seed as usize] } else { 0.0 });
+        let c = collected(&m, |v| {
+            0.9 + if v.ratio == "2:1" { noise[v.seed as usize] } else { 0.0 }
+        });
         let s = summarize(&m, &c, 0.05);
         assert_eq!(s.cells.len(), 2);
         assert!((s.cells[0].metrics["accuracy"].mean - 0.9).abs() < 1e-12);
         assert!(!s.comparisons[0].significant);
-        assert!(s.conclusions[0].contains("no significant difference"), "{:?}", s.conclusions);
+        assert!(
+            s.conclusions[0].contains("no significant difference"),
+            "{:?}",
+            s.conclusions
+        );
     }
 
     #[test]
     fn summary_detects_a_consistent_gain_and_picks_best() {
         let m = manifest(4);
         let c = collected(&m, |v| {
-            0.8 + 0.01 * v.seed as f64 + if v.ratio == "2:1" { 0.05 + 0.001 * v.seed as f64 } else { 0.0 }
+            0.8 + 0.01 * v.seed as f64
+                + if v.ratio == "2:1" {
+                    0.05 + 0.001 * v.seed as f64
+                } else {
+                    0.0
+                }
         });
         let s = summarize(&m, &c, 0.05);
         let cmp = &s.comparisons[0];
