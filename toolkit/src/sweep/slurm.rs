@@ -41,13 +41,14 @@ pub fn script(job: &SlurmJob) -> String {
         sh_quote(&job.run_dir.to_string_lossy())
     ));
     s.push_str("set -euo pipefail\n");
-    if let Ok(ort) = std::env::var("ORT_DYLIB_PATH") {
-        if let Ok(abs) = std::path::absolute(&ort) {
-            s.push_str(&format!(
-                "export ORT_DYLIB_PATH=${{ORT_DYLIB_PATH:-{}}}\n",
-                sh_quote(&abs.to_string_lossy())
-            ));
-        }
+    if let Some(abs) = std::env::var("ORT_DYLIB_PATH")
+        .ok()
+        .and_then(|o| std::path::absolute(o).ok())
+    {
+        s.push_str(&format!(
+            "export ORT_DYLIB_PATH=${{ORT_DYLIB_PATH:-{}}}\n",
+            sh_quote(&abs.to_string_lossy())
+        ));
     }
     let mut cmd = vec![sh_quote(&job.program.to_string_lossy())];
     cmd.extend(job.sweep_args.iter().map(|a| sh_quote(a)));

@@ -24,7 +24,7 @@ pub fn paired_t_test(d: &[f64]) -> Option<(f64, f64)> {
     }
     let (m, s) = mean_std(d);
     // Rounding leaves ~1e-17 of spread in equal differences; that is no variance, not a huge t.
-    if !(s > 1e-12 * m.abs()) || s == 0.0 {
+    if s.is_nan() || s <= 1e-12 * m.abs() || s == 0.0 {
         return None;
     }
     let t = m / (s / (n as f64).sqrt());

@@ -75,8 +75,11 @@ pub struct VariantResult {
     /// (epoch or step, loss) from the training step.
     pub curve: Vec<(f64, f64)>,
     /// CKA against the reference: (reference layers, own layers, values[own][ref]).
-    pub cka: Option<(Vec<String>, Vec<String>, Vec<Vec<f64>>)>,
+    pub cka: Option<Cka>,
 }
+
+/// (reference layers, own layers, values[own][ref]).
+pub type Cka = (Vec<String>, Vec<String>, Vec<Vec<f64>>);
 
 /// First number under any of `keys`, breadth-first so a top-level field beats a nested one.
 pub fn find_number(v: &Value, keys: &[&str]) -> Option<f64> {
@@ -103,11 +106,9 @@ pub fn all_numbers(v: &Value, key: &str, out: &mut Vec<f64>) {
     match v {
         Value::Object(m) => {
             for (k, x) in m {
-                if k == key {
-                    if let Some(n) = x.as_f64() {
-                        out.push(n);
-                        continue;
-                    }
+                if let Some(n) = x.as_f64().filter(|_| k == key) {
+                    out.push(n);
+                    continue;
                 }
                 all_numbers(x, key, out);
             }
@@ -145,7 +146,7 @@ fn strings(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn cka_of(v: &Value) -> Option<(Vec<String>, Vec<String>, Vec<Vec<f64>>)> {
+fn cka_of(v: &Value) -> Option<Cka> {
     let c = find_key(v, "cka")?;
     // `ratio richness`: a list of {left_layers, right_layers, values[left][right]} with the reference on the left.
     if let Some(Value::Object(o)) = c.as_array().and_then(|a| a.last()) {
