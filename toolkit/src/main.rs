@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => commands::bench::run(a),
         Command::Convert(a) => commands::convert::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
+        Command::Model(a) => commands::model::run(a),
         Command::Sweep(a) => commands::sweep::run(a),
         Command::Report(a) => commands::report::run(a),
     };
