@@ -24,13 +24,10 @@ pub enum Command {
     Convert(commands::convert::ConvertArgs),
     /// Op histogram, activation slots, conv:ReLU ratios, parameters and MACs of a model.
     Inspect(commands::inspect::InspectArgs),
-<<<<<<< HEAD
+    /// Write a reference network (resnet20, vgg, densenet, plain, …) as ONNX with seeded weights.
+    Model(commands::model::ModelArgs),
     /// Run a grid of N:M variants (convert → train → eval → bench → richness), resumable, with statistics.
     Sweep(commands::sweep::SweepArgs),
     /// Render a sweep's run directory as HTML + Markdown + SVG/PNG figures (merges shard records).
     Report(commands::report::ReportArgs),
-=======
-    /// Write a reference network (resnet20, vgg, densenet, plain, …) as ONNX with seeded weights.
-    Model(commands::model::ModelArgs),
->>>>>>> main
 }

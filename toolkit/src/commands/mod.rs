@@ -3,12 +3,9 @@
 pub mod bench;
 pub mod convert;
 pub mod inspect;
-<<<<<<< HEAD
+pub mod model;
 pub mod report;
 pub mod sweep;
-=======
-pub mod model;
->>>>>>> main
 
 /// Print an error chain as `error: top` + `  caused by: …` lines and pick the exit code: a broken pipe is a
 /// clean exit, anything else exits 2.

@@ -13,6 +13,10 @@ use super::spec::{Mode, ModelSource, SweepSpec};
 /// Steps a variant can run, in pipeline order.
 pub const STEPS: &[&str] = &["convert", "train", "inspect", "eval", "bench", "richness"];
 
+/// Steps whose command line `--step-args` may extend: the per-variant steps plus `model` (`ratio model`, which
+/// builds the random initialisation of a built-in architecture).
+pub const ARG_STEPS: &[&str] = &["model", "convert", "train", "inspect", "eval", "bench", "richness"];
+
 /// One child process to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepPlan {
@@ -49,6 +53,40 @@ pub fn variant_dir(run_dir: &Path, v: &Variant) -> PathBuf {
     run_dir.join("variants").join(&v.id)
 }
 
+/// Input shape and classes of the built-in data sets, for `ratio model` (others: pass
+/// `--step-args "model=--channels C --input-size S --classes K"`).
+pub fn data_shape(data: &str) -> Option<(u32, u32, u32)> {
+    match data {
+        "mnist" | "fashion-mnist" => Some((1, 28, 10)),
+        "digits" => Some((1, 8, 10)),
+        "cifar10" => Some((3, 32, 10)),
+        "cifar100" => Some((3, 32, 100)),
+        _ => None,
+    }
+}
+
+/// `ratio model NAME` for a fresh random initialisation.
+fn model_args(spec: &SweepSpec, name: &str, seed: u64, out: &Path) -> Vec<String> {
+    let mut a = vec!["model".into(), name.to_string(), "-o".into(), s(out), "--seed".into(), seed.to_string()];
+    if let Some((c, size, k)) = data_shape(&spec.data) {
+        a.extend(["--channels".into(), c.to_string(), "--input-size".into(), size.to_string()]);
+        a.extend(["--classes".into(), k.to_string()]);
+    }
+    a.push("--force".into());
+    a.extend(spec.step_args.get("model").cloned().unwrap_or_default());
+    a
+}
+
+/// `ratio finetune IN … -o OUT`: every training in a sweep starts from an ONNX file (a fresh init or a
+/// converted model), so one command covers training from scratch and fine-tuning.
+fn train_args(spec: &SweepSpec, input: &Path, seed: u64, out: &Path) -> Vec<String> {
+    let mut a = vec!["finetune".into(), s(input), "--data".into(), spec.data.clone()];
+    a.extend(["--epochs".into(), spec.epochs.to_string(), "--seed".into(), seed.to_string()]);
+    a.extend(["-o".into(), s(out), "--json".into()]);
+    a.extend(spec.step_args.get("train").cloned().unwrap_or_default());
+    a
+}
+
 /// Plan for the whole grid, in execution order (shared steps first). `run_dir` should be absolute so the
 /// recorded command lines work from any directory (Slurm tasks).
 pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
@@ -60,34 +98,34 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
     let wants = |name: &str| spec.steps.iter().any(|s| s == name);
     let extra = |name: &str| spec.step_args.get(name).cloned().unwrap_or_default();
     let mut out = Vec::new();
+    let shared = |key: &str, step: &str, args: Vec<String>, inputs: Vec<PathBuf>, output: PathBuf, deps: Vec<String>| {
+        StepPlan {
+            key: key.into(),
+            step: step.into(),
+            variant: None,
+            args,
+            inputs,
+            record: output.with_file_name(format!("{step}.json")),
+            outputs: vec![output],
+            deps,
+        }
+    };
 
-    // The 1:1 starting point every fine-tuned variant is converted from.
+    // The 1:1 starting point every fine-tuned variant is converted from: (file, step that makes it).
     let base: Option<(PathBuf, Option<String>)> = match (&spec.model, spec.mode) {
         (ModelSource::File(p), _) => Some((p.clone(), None)),
         (ModelSource::Builtin(name), Mode::Finetune) => {
             let dir = base_dir(run_dir);
-            let model = dir.join("model.onnx");
-            let mut args = vec![
-                "train".into(),
-                "--model".into(),
-                name.clone(),
-                "--data".into(),
-                spec.data.clone(),
-            ];
-            args.extend(["--epochs".into(), spec.epochs.to_string(), "--seed".into(), "0".into()]);
-            args.extend(["-o".into(), s(&model), "--json".into()]);
-            args.extend(extra("train"));
-            out.push(StepPlan {
-                key: "base/train".into(),
-                step: "train".into(),
-                variant: None,
-                args,
-                inputs: vec![],
-                outputs: vec![model.clone()],
-                record: dir.join("train.json"),
-                deps: vec![],
-            });
-            Some((model, Some("base/train".into())))
+            let init = dir.join("init.onnx");
+            out.push(shared("base/model", "model", model_args(spec, name, 0, &init), vec![], init.clone(), vec![]));
+            if wants("train") {
+                let model = dir.join("model.onnx");
+                let args = train_args(spec, &init, 0, &model);
+                out.push(shared("base/train", "train", args, vec![init.clone()], model.clone(), vec!["base/model".into()]));
+                Some((model, Some("base/train".into())))
+            } else {
+                Some((init, Some("base/model".into())))
+            }
         }
         (ModelSource::Builtin(_), Mode::FromScratch) => None,
     };
@@ -95,48 +133,30 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
     for v in spec.variants() {
         let dir = variant_dir(run_dir, &v);
         let key = |step: &str| format!("{}/{step}", v.id);
-        // (current model, the step that made it)
-        let mut cur: (PathBuf, Option<String>) = match &base {
-            Some(b) => b.clone(),
-            None => {
-                // From scratch: the variant's own random initialisation (an untrained 1:1 network).
-                let ModelSource::Builtin(name) = &spec.model else {
-                    unreachable!("validated")
-                };
-                let init = dir.join("init.onnx");
-                let args = vec![
-                    "train".into(),
-                    "--model".into(),
-                    name.clone(),
-                    "--data".into(),
-                    spec.data.clone(),
-                    "--epochs".into(),
-                    "0".into(),
-                    "--seed".into(),
-                    v.seed.to_string(),
-                    "-o".into(),
-                    s(&init),
-                    "--json".into(),
-                ];
-                out_push_init(&mut out, &v, &dir, args, init.clone());
-                (init, Some(key("init")))
-            }
+        let mut steps: Vec<StepPlan> = Vec::new();
+        let mut push = |step: &str, args: Vec<String>, inputs: Vec<PathBuf>, outputs: Vec<PathBuf>, deps: Vec<String>| {
+            steps.push(StepPlan {
+                key: key(step),
+                step: step.to_string(),
+                variant: Some(v.clone()),
+                args,
+                inputs,
+                outputs,
+                record: dir.join(format!("{step}.json")),
+                deps,
+            });
         };
-        let mut push =
-            |step: &str, args: Vec<String>, inputs: Vec<PathBuf>, outputs: Vec<PathBuf>, deps: Vec<String>| {
-                let mut args = args;
-                args.extend(extra(step));
-                out.push(StepPlan {
-                    key: key(step),
-                    step: step.to_string(),
-                    variant: Some(v.clone()),
-                    args,
-                    inputs,
-                    outputs,
-                    record: dir.join(format!("{step}.json")),
-                    deps,
-                });
-            };
+        // (current model, the step that made it)
+        let mut cur: (PathBuf, Option<String>) = match (&base, &spec.model) {
+            (Some(b), _) => b.clone(),
+            (None, ModelSource::Builtin(name)) => {
+                // From scratch: the variant's own random initialisation of the 1:1 network, converted below.
+                let init = dir.join("init.onnx");
+                push("model", model_args(spec, name, v.seed, &init), vec![], vec![init.clone()], vec![]);
+                (init, Some(key("model")))
+            }
+            (None, ModelSource::File(_)) => unreachable!("a file is always the base"),
+        };
         let deps_of = |c: &(PathBuf, Option<String>)| c.1.iter().cloned().collect::<Vec<_>>();
         if wants("convert") {
             let conv = dir.join("converted.onnx");
@@ -144,48 +164,31 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
             if v.policy != "none" {
                 args.extend(["--keep".into(), v.policy.clone()]);
             }
-            args.extend([
-                "--seed".into(),
-                v.seed.to_string(),
-                "-o".into(),
-                s(&conv),
-                "--force".into(),
-                "--json".into(),
-            ]);
+            args.extend(["--seed".into(), v.seed.to_string(), "-o".into(), s(&conv), "--force".into(), "--json".into()]);
+            args.extend(extra("convert"));
             push("convert", args, vec![cur.0.clone()], vec![conv.clone()], deps_of(&cur));
             cur = (conv, Some(key("convert")));
         }
         if wants("train") {
             let trained = dir.join("model.onnx");
-            let mut args = vec!["finetune".into(), s(&cur.0), "--data".into(), spec.data.clone()];
-            args.extend([
-                "--epochs".into(),
-                spec.epochs.to_string(),
-                "--seed".into(),
-                v.seed.to_string(),
-            ]);
-            args.extend(["-o".into(), s(&trained), "--json".into()]);
-            push("train", args, vec![cur.0.clone()], vec![trained.clone()], deps_of(&cur));
+            push("train", train_args(spec, &cur.0, v.seed, &trained), vec![cur.0.clone()], vec![trained.clone()], deps_of(&cur));
             cur = (trained, Some(key("train")));
         }
         if wants("inspect") {
             // Parameters, MACs and the ReLU count of the model the variant ends with.
-            let args = vec!["inspect".into(), s(&cur.0), "--json".into()];
+            let mut args = vec!["inspect".into(), s(&cur.0), "--json".into()];
+            args.extend(extra("inspect"));
             push("inspect", args, vec![cur.0.clone()], vec![], deps_of(&cur));
         }
         if wants("eval") {
             let mut args = vec!["eval".into(), s(&cur.0), "--data".into(), spec.data.clone()];
-            args.extend([
-                "--preset".into(),
-                spec.preset.clone(),
-                "--seed".into(),
-                v.seed.to_string(),
-                "--json".into(),
-            ]);
+            args.extend(["--preset".into(), spec.preset.clone(), "--seed".into(), v.seed.to_string(), "--json".into()]);
+            args.extend(extra("eval"));
             push("eval", args, vec![cur.0.clone()], vec![], deps_of(&cur));
         }
         if wants("bench") {
-            let args = vec!["bench".into(), s(&cur.0), "--json".into()];
+            let mut args = vec!["bench".into(), s(&cur.0), "--json".into()];
+            args.extend(extra("bench"));
             push("bench", args, vec![cur.0.clone()], vec![], deps_of(&cur));
         }
         if wants("richness") {
@@ -201,30 +204,14 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
             }
             args.push(s(&cur.0));
             inputs.push(cur.0.clone());
-            args.extend([
-                "--data".into(),
-                spec.data.clone(),
-                "--preset".into(),
-                spec.preset.clone(),
-            ]);
+            args.extend(["--data".into(), spec.data.clone(), "--preset".into(), spec.preset.clone()]);
             args.extend(["--seed".into(), v.seed.to_string(), "--json".into(), "-".into()]);
+            args.extend(extra("richness"));
             push("richness", args, inputs, vec![], deps);
         }
+        out.extend(steps);
     }
     Ok(out)
-}
-
-fn out_push_init(out: &mut Vec<StepPlan>, v: &Variant, dir: &Path, args: Vec<String>, init: PathBuf) {
-    out.push(StepPlan {
-        key: format!("{}/init", v.id),
-        step: "init".into(),
-        variant: Some(v.clone()),
-        args,
-        inputs: vec![],
-        outputs: vec![init],
-        record: dir.join("init.json"),
-        deps: vec![],
-    });
 }
 
 /// Parse every planned command line with this binary's clap definition.
@@ -254,4 +241,74 @@ pub fn check_against_cli(plans: &[StepPlan]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::spec::Ratio;
+    use std::collections::BTreeMap;
+
+    fn spec(mode: Mode, steps: &[&str]) -> SweepSpec {
+        SweepSpec {
+            model: ModelSource::Builtin("resnet20".into()),
+            data: "digits".into(),
+            preset: "digits".into(),
+            mode,
+            ratios: vec![Ratio::ONE, Ratio { n: 2, m: 1 }],
+            policies: vec!["last".into()],
+            seeds: 1,
+            epochs: 1,
+            steps: steps.iter().map(|s| s.to_string()).collect(),
+            step_args: BTreeMap::from([("model".to_string(), vec!["--width".to_string(), "0.25".to_string()])]),
+        }
+    }
+
+    fn keys(p: &[StepPlan]) -> Vec<&str> {
+        p.iter().map(|p| p.key.as_str()).collect()
+    }
+
+    #[test]
+    fn finetune_plan_trains_one_shared_base_then_each_variant() {
+        let p = plan(&spec(Mode::Finetune, &["convert", "train", "eval"]), Path::new("/r")).unwrap();
+        assert_eq!(
+            keys(&p),
+            [
+                "base/model",
+                "base/train",
+                "r1-1_none_s0/convert",
+                "r1-1_none_s0/train",
+                "r1-1_none_s0/eval",
+                "r2-1_last_s0/convert",
+                "r2-1_last_s0/train",
+                "r2-1_last_s0/eval"
+            ]
+        );
+        assert_eq!(p[0].args[..4], ["model", "resnet20", "-o", "/r/base/init.onnx"]);
+        assert!(p[0].args.ends_with(&["--force".into(), "--width".into(), "0.25".into()]));
+        assert!(p[0].args.windows(2).any(|w| w == ["--input-size", "8"]));
+        assert_eq!(p[2].inputs, [PathBuf::from("/r/base/model.onnx")]);
+        assert_eq!(p[2].deps, ["base/train"]);
+        assert_eq!(p[7].deps, ["r2-1_last_s0/train"]);
+        assert!(p[5].args.windows(2).any(|w| w == ["--keep", "last"]));
+        assert!(!p[2].args.contains(&"--keep".to_string()), "1:1 has no policy");
+    }
+
+    #[test]
+    fn from_scratch_plan_initialises_each_variant_with_its_seed() {
+        let p = plan(&spec(Mode::FromScratch, &["convert", "train"]), Path::new("/r")).unwrap();
+        assert_eq!(keys(&p)[..3], ["r1-1_none_s0/model", "r1-1_none_s0/convert", "r1-1_none_s0/train"]);
+        assert!(p.iter().all(|s| s.variant.is_some()));
+    }
+
+    #[test]
+    fn every_planned_command_parses_with_the_cli_or_is_named() {
+        // convert, inspect and model exist in this build; the check names any step that does not.
+        let p = plan(&spec(Mode::Finetune, &["convert", "inspect"]), Path::new("/r")).unwrap();
+        check_against_cli(&p).unwrap();
+        let p = plan(&spec(Mode::Finetune, &["convert", "train"]), Path::new("/r")).unwrap();
+        if let Err(e) = check_against_cli(&p) {
+            assert!(e.to_string().contains("step \"train\""), "{e}");
+        }
+    }
 }
