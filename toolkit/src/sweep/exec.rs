@@ -283,7 +283,7 @@ impl StepLock {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                    if holder_is_dead(&holder) {
+                    if holder_is_dead(&holder, &path) {
                         let _ = std::fs::remove_file(&path);
                         continue;
                     }
@@ -305,11 +305,15 @@ impl StepLock {
     }
 }
 
-fn holder_is_dead(holder: &str) -> bool {
+fn holder_is_dead(holder: &str, path: &Path) -> bool {
     let mut it = holder.split_whitespace();
     let (Some(host), Some(pid)) = (it.next(), it.next()) else {
-        // Half-written lock: the writer died between create and write, or is writing now; give it a moment.
-        return false;
+        // Empty: the writer is between create and write, or died there. Seconds are plenty for one write.
+        let age = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        return age.is_some_and(|a| a > Duration::from_secs(30));
     };
     host == super::provenance::hostname() && !Path::new(&format!("/proc/{pid}")).exists()
 }

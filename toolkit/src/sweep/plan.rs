@@ -67,9 +67,21 @@ pub fn data_shape(data: &str) -> Option<(u32, u32, u32)> {
 
 /// `ratio model NAME` for a fresh random initialisation.
 fn model_args(spec: &SweepSpec, name: &str, seed: u64, out: &Path) -> Vec<String> {
-    let mut a = vec!["model".into(), name.to_string(), "-o".into(), s(out), "--seed".into(), seed.to_string()];
+    let mut a = vec![
+        "model".into(),
+        name.to_string(),
+        "-o".into(),
+        s(out),
+        "--seed".into(),
+        seed.to_string(),
+    ];
     if let Some((c, size, k)) = data_shape(&spec.data) {
-        a.extend(["--channels".into(), c.to_string(), "--input-size".into(), size.to_string()]);
+        a.extend([
+            "--channels".into(),
+            c.to_string(),
+            "--input-size".into(),
+            size.to_string(),
+        ]);
         a.extend(["--classes".into(), k.to_string()]);
     }
     a.push("--force".into());
@@ -81,7 +93,12 @@ fn model_args(spec: &SweepSpec, name: &str, seed: u64, out: &Path) -> Vec<String
 /// converted model), so one command covers training from scratch and fine-tuning.
 fn train_args(spec: &SweepSpec, input: &Path, seed: u64, out: &Path) -> Vec<String> {
     let mut a = vec!["finetune".into(), s(input), "--data".into(), spec.data.clone()];
-    a.extend(["--epochs".into(), spec.epochs.to_string(), "--seed".into(), seed.to_string()]);
+    a.extend([
+        "--epochs".into(),
+        spec.epochs.to_string(),
+        "--seed".into(),
+        seed.to_string(),
+    ]);
     a.extend(["-o".into(), s(out), "--json".into()]);
     a.extend(spec.step_args.get("train").cloned().unwrap_or_default());
     a
@@ -98,8 +115,8 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
     let wants = |name: &str| spec.steps.iter().any(|s| s == name);
     let extra = |name: &str| spec.step_args.get(name).cloned().unwrap_or_default();
     let mut out = Vec::new();
-    let shared = |key: &str, step: &str, args: Vec<String>, inputs: Vec<PathBuf>, output: PathBuf, deps: Vec<String>| {
-        StepPlan {
+    let shared =
+        |key: &str, step: &str, args: Vec<String>, inputs: Vec<PathBuf>, output: PathBuf, deps: Vec<String>| StepPlan {
             key: key.into(),
             step: step.into(),
             variant: None,
@@ -108,8 +125,7 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
             record: output.with_file_name(format!("{step}.json")),
             outputs: vec![output],
             deps,
-        }
-    };
+        };
 
     // The 1:1 starting point every fine-tuned variant is converted from: (file, step that makes it).
     let base: Option<(PathBuf, Option<String>)> = match (&spec.model, spec.mode) {
@@ -117,11 +133,25 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
         (ModelSource::Builtin(name), Mode::Finetune) => {
             let dir = base_dir(run_dir);
             let init = dir.join("init.onnx");
-            out.push(shared("base/model", "model", model_args(spec, name, 0, &init), vec![], init.clone(), vec![]));
+            out.push(shared(
+                "base/model",
+                "model",
+                model_args(spec, name, 0, &init),
+                vec![],
+                init.clone(),
+                vec![],
+            ));
             if wants("train") {
                 let model = dir.join("model.onnx");
                 let args = train_args(spec, &init, 0, &model);
-                out.push(shared("base/train", "train", args, vec![init.clone()], model.clone(), vec!["base/model".into()]));
+                out.push(shared(
+                    "base/train",
+                    "train",
+                    args,
+                    vec![init.clone()],
+                    model.clone(),
+                    vec!["base/model".into()],
+                ));
                 Some((model, Some("base/train".into())))
             } else {
                 Some((init, Some("base/model".into())))
@@ -134,25 +164,32 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
         let dir = variant_dir(run_dir, &v);
         let key = |step: &str| format!("{}/{step}", v.id);
         let mut steps: Vec<StepPlan> = Vec::new();
-        let mut push = |step: &str, args: Vec<String>, inputs: Vec<PathBuf>, outputs: Vec<PathBuf>, deps: Vec<String>| {
-            steps.push(StepPlan {
-                key: key(step),
-                step: step.to_string(),
-                variant: Some(v.clone()),
-                args,
-                inputs,
-                outputs,
-                record: dir.join(format!("{step}.json")),
-                deps,
-            });
-        };
+        let mut push =
+            |step: &str, args: Vec<String>, inputs: Vec<PathBuf>, outputs: Vec<PathBuf>, deps: Vec<String>| {
+                steps.push(StepPlan {
+                    key: key(step),
+                    step: step.to_string(),
+                    variant: Some(v.clone()),
+                    args,
+                    inputs,
+                    outputs,
+                    record: dir.join(format!("{step}.json")),
+                    deps,
+                });
+            };
         // (current model, the step that made it)
         let mut cur: (PathBuf, Option<String>) = match (&base, &spec.model) {
             (Some(b), _) => b.clone(),
             (None, ModelSource::Builtin(name)) => {
                 // From scratch: the variant's own random initialisation of the 1:1 network, converted below.
                 let init = dir.join("init.onnx");
-                push("model", model_args(spec, name, v.seed, &init), vec![], vec![init.clone()], vec![]);
+                push(
+                    "model",
+                    model_args(spec, name, v.seed, &init),
+                    vec![],
+                    vec![init.clone()],
+                    vec![],
+                );
                 (init, Some(key("model")))
             }
             (None, ModelSource::File(_)) => unreachable!("a file is always the base"),
@@ -164,14 +201,27 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
             if v.policy != "none" {
                 args.extend(["--keep".into(), v.policy.clone()]);
             }
-            args.extend(["--seed".into(), v.seed.to_string(), "-o".into(), s(&conv), "--force".into(), "--json".into()]);
+            args.extend([
+                "--seed".into(),
+                v.seed.to_string(),
+                "-o".into(),
+                s(&conv),
+                "--force".into(),
+                "--json".into(),
+            ]);
             args.extend(extra("convert"));
             push("convert", args, vec![cur.0.clone()], vec![conv.clone()], deps_of(&cur));
             cur = (conv, Some(key("convert")));
         }
         if wants("train") {
             let trained = dir.join("model.onnx");
-            push("train", train_args(spec, &cur.0, v.seed, &trained), vec![cur.0.clone()], vec![trained.clone()], deps_of(&cur));
+            push(
+                "train",
+                train_args(spec, &cur.0, v.seed, &trained),
+                vec![cur.0.clone()],
+                vec![trained.clone()],
+                deps_of(&cur),
+            );
             cur = (trained, Some(key("train")));
         }
         if wants("inspect") {
@@ -182,7 +232,13 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
         }
         if wants("eval") {
             let mut args = vec!["eval".into(), s(&cur.0), "--data".into(), spec.data.clone()];
-            args.extend(["--preset".into(), spec.preset.clone(), "--seed".into(), v.seed.to_string(), "--json".into()]);
+            args.extend([
+                "--preset".into(),
+                spec.preset.clone(),
+                "--seed".into(),
+                v.seed.to_string(),
+                "--json".into(),
+            ]);
             args.extend(extra("eval"));
             push("eval", args, vec![cur.0.clone()], vec![], deps_of(&cur));
         }
@@ -204,7 +260,12 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
             }
             args.push(s(&cur.0));
             inputs.push(cur.0.clone());
-            args.extend(["--data".into(), spec.data.clone(), "--preset".into(), spec.preset.clone()]);
+            args.extend([
+                "--data".into(),
+                spec.data.clone(),
+                "--preset".into(),
+                spec.preset.clone(),
+            ]);
             args.extend(["--seed".into(), v.seed.to_string(), "--json".into(), "-".into()]);
             args.extend(extra("richness"));
             push("richness", args, inputs, vec![], deps);
@@ -285,7 +346,10 @@ mod tests {
             ]
         );
         assert_eq!(p[0].args[..4], ["model", "resnet20", "-o", "/r/base/init.onnx"]);
-        assert!(p[0].args.ends_with(&["--force".into(), "--width".into(), "0.25".into()]));
+        assert!(
+            p[0].args
+                .ends_with(&["--force".into(), "--width".into(), "0.25".into()])
+        );
         assert!(p[0].args.windows(2).any(|w| w == ["--input-size", "8"]));
         assert_eq!(p[2].inputs, [PathBuf::from("/r/base/model.onnx")]);
         assert_eq!(p[2].deps, ["base/train"]);
@@ -297,7 +361,10 @@ mod tests {
     #[test]
     fn from_scratch_plan_initialises_each_variant_with_its_seed() {
         let p = plan(&spec(Mode::FromScratch, &["convert", "train"]), Path::new("/r")).unwrap();
-        assert_eq!(keys(&p)[..3], ["r1-1_none_s0/model", "r1-1_none_s0/convert", "r1-1_none_s0/train"]);
+        assert_eq!(
+            keys(&p)[..3],
+            ["r1-1_none_s0/model", "r1-1_none_s0/convert", "r1-1_none_s0/train"]
+        );
         assert!(p.iter().all(|s| s.variant.is_some()));
     }
 
