@@ -424,3 +424,100 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
         sections,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::summary::VariantResult;
+    use reports::schema::Provenance;
+    use reports::schema::sweep::Variant;
+
+    /// A two-cell, two-seed run with every kind of result a full pipeline yields.
+    fn run() -> (Record, SweepManifest, Collected) {
+        let mut variants = vec![];
+        let mut results = vec![];
+        for (ratio, policy) in [("1:1", "none"), ("2:1", "last")] {
+            for seed in 0..2u64 {
+                let v = Variant {
+                    id: format!("{ratio}-{policy}-{seed}"),
+                    ratio: ratio.into(),
+                    policy: policy.into(),
+                    seed,
+                };
+                let mut r = VariantResult::default();
+                let bump = if ratio == "2:1" { 0.01 } else { 0.0 };
+                r.metrics.insert("accuracy".into(), 0.85 + bump + 0.003 * seed as f64);
+                r.metrics.insert("latency_p50_ms".into(), 1.0 - bump);
+                r.layer_metrics
+                    .insert("effective_rank".into(), vec![3.0, 5.0 + bump, 7.0]);
+                r.curve = vec![(1.0, 1.2), (2.0, 0.7 - bump)];
+                r.cka = Some((
+                    vec!["a".into(), "b".into()],
+                    vec!["a".into(), "b".into()],
+                    vec![vec![1.0, 0.4], vec![0.3, 0.9]],
+                ));
+                variants.push(v.clone());
+                results.push((v, r));
+            }
+        }
+        let m = SweepManifest {
+            sweep_hash: "abc".into(),
+            model: "resnet20".into(),
+            data: "digits".into(),
+            mode: "finetune".into(),
+            ratios: vec!["1:1".into(), "2:1".into()],
+            policies: vec!["last".into()],
+            seeds: 2,
+            settings: serde_json::json!({}),
+            steps: vec![],
+            variants,
+        };
+        let rec = Record::new(&m, vec!["ratio".into()], Provenance::default(), "t".into()).unwrap();
+        (
+            rec,
+            m,
+            Collected {
+                results,
+                ok: 8,
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn report_has_every_figure_kind_and_the_paper_table() {
+        let (rec, m, c) = run();
+        let s = summarize(&m, &c, 0.05);
+        let r = build(&rec, &m, &s, &c);
+        let stems: Vec<&str> = r.figures().map(|f| f.stem.as_str()).collect();
+        assert_eq!(
+            stems,
+            [
+                "accuracy_vs_ratio",
+                "latency_by_variant",
+                "training_curves",
+                "richness_effective_rank",
+                "cka_2:1-last-0"
+            ]
+        );
+        let md = reports::markdown::render(&r);
+        assert!(
+            md.contains("| resnet20 | 2:1 | last | 2/2 | 0.8615 ± 0.0021 | 0.990 ± 0.000 |"),
+            "{md}"
+        );
+        // Every figure renders in both formats.
+        for f in r.figures() {
+            reports::plot::render_svg(&f.figure).unwrap();
+            let png = reports::plot::render_png(&f.figure).unwrap();
+            if let Ok(d) = std::env::var("RATIO_KEEP_FIGURES") {
+                std::fs::write(Path::new(&d).join(format!("{}.png", f.stem.replace(':', "_"))), png).unwrap();
+            }
+        }
+        // Accuracy vs ratio starts each policy's line at the shared 1:1 point.
+        let Figure::Line(l) = &r.figures().next().unwrap().figure else {
+            panic!()
+        };
+        assert_eq!(l.series[0].points[0].x, 1.0);
+        assert_eq!(l.series[0].points.len(), 2);
+    }
+}
