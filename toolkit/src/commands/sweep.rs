@@ -89,10 +89,10 @@ pub fn spec_from_args(a: &SweepArgs) -> Result<SweepSpec> {
         let (step, args) = sa
             .split_once('=')
             .with_context(|| format!("--step-args {sa:?} is not STEP=ARGS"))?;
-        if !plan::STEPS.contains(&step) {
+        if !plan::ARG_STEPS.contains(&step) {
             bail!(
                 "--step-args {sa:?}: unknown step {step:?} (steps: {})",
-                plan::STEPS.join(", ")
+                plan::ARG_STEPS.join(", ")
             );
         }
         step_args

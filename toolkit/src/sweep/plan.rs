@@ -53,7 +53,7 @@ pub fn variant_dir(run_dir: &Path, v: &Variant) -> PathBuf {
     run_dir.join("variants").join(&v.id)
 }
 
-/// Input shape and classes of the built-in data sets, for `ratio model` (others: pass
+/// Input shape and classes per preprocessing preset (= data set name), for `ratio model` (others: pass
 /// `--step-args "model=--channels C --input-size S --classes K"`).
 pub fn data_shape(data: &str) -> Option<(u32, u32, u32)> {
     match data {
@@ -75,7 +75,7 @@ fn model_args(spec: &SweepSpec, name: &str, seed: u64, out: &Path) -> Vec<String
         "--seed".into(),
         seed.to_string(),
     ];
-    if let Some((c, size, k)) = data_shape(&spec.data) {
+    if let Some((c, size, k)) = data_shape(&spec.preset) {
         a.extend([
             "--channels".into(),
             c.to_string(),
