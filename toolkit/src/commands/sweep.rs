@@ -20,7 +20,8 @@ pub struct SweepArgs {
     /// Data set name understood by `ratio train/eval` (fashion-mnist, digits, mnist, …).
     #[arg(long, default_value = "fashion-mnist")]
     pub data: String,
-    /// Preprocessing preset for eval and richness (default: the --data name, e.g. mnist, fashion-mnist, digits).
+    /// Preprocessing preset for training, eval and richness (default: the --data name: mnist, fashion-mnist,
+    /// digits).
     #[arg(long)]
     pub preset: Option<String>,
     /// Comma-separated N:M ratios; must include 1:1.
@@ -41,6 +42,9 @@ pub struct SweepArgs {
     /// Epochs of training (base model) and of fine-tuning (each variant).
     #[arg(long, default_value_t = 1)]
     pub epochs: u32,
+    /// Learning rate of training and fine-tuning (SGD with momentum unless --step-args train=... says otherwise).
+    #[arg(long, default_value_t = 0.05)]
+    pub lr: f64,
     /// Steps per variant, comma-separated, from convert,train,inspect,eval,bench,richness.
     #[arg(long, default_value = "convert,train,inspect,eval,bench,richness")]
     pub steps: String,
@@ -100,10 +104,11 @@ pub fn spec_from_args(a: &SweepArgs) -> Result<SweepSpec> {
             .or_default()
             .extend(args.split_whitespace().map(str::to_string));
     }
+    let (data, preset) = resolve_data(&a.data, a.preset.as_deref())?;
     let spec = SweepSpec {
         model: ModelSource::parse(&a.model)?,
-        data: a.data.clone(),
-        preset: a.preset.clone().unwrap_or_else(|| a.data.clone()),
+        data,
+        preset,
         mode: if a.from_scratch {
             Mode::FromScratch
         } else {
@@ -113,6 +118,7 @@ pub fn spec_from_args(a: &SweepArgs) -> Result<SweepSpec> {
         policies: split_list(&a.policies),
         seeds: a.seeds,
         epochs: a.epochs,
+        lr: a.lr,
         steps: split_list(&a.steps),
         step_args,
     };
@@ -121,6 +127,31 @@ pub fn spec_from_args(a: &SweepArgs) -> Result<SweepSpec> {
         bail!("--alpha {} is not in (0, 1)", a.alpha);
     }
     Ok(spec)
+}
+
+/// The data set as every step will see it: an existing path or a name fetched into `.data/<name>` becomes an
+/// absolute path (children and Slurm tasks may run elsewhere); any other name is passed on for the step to
+/// resolve. The preset defaults to the data set's name.
+fn resolve_data(data: &str, preset: Option<&str>) -> Result<(String, String)> {
+    let fetched = std::path::Path::new(".data").join(data);
+    let path = [std::path::PathBuf::from(data), fetched]
+        .into_iter()
+        .find(|p| p.exists());
+    let resolved = match &path {
+        Some(p) => std::path::absolute(p)
+            .with_context(|| format!("resolving {}", p.display()))?
+            .to_string_lossy()
+            .into_owned(),
+        None => data.to_string(),
+    };
+    let preset = match preset {
+        Some(p) => p.to_string(),
+        None if std::path::Path::new(data).components().count() == 1 && !data.contains('.') => data.to_string(),
+        None => {
+            bail!("--data {data:?} is a path: name its preprocessing with --preset (mnist, fashion-mnist, digits, …)")
+        }
+    };
+    Ok((resolved, preset))
 }
 
 /// Canonical `sweep` arguments for a spec, as shard tasks rerun it (absolute paths, no scheduling flags).
@@ -152,6 +183,8 @@ pub fn args_from_spec(spec: &SweepSpec, run_dir: &std::path::Path, alpha: f64) -
         .into(),
         "--epochs".into(),
         spec.epochs.to_string(),
+        "--lr".into(),
+        spec.lr.to_string(),
         "--steps".into(),
         list(spec.steps.clone()),
     ];

@@ -85,23 +85,48 @@ fn model_args(spec: &SweepSpec, name: &str, seed: u64, out: &Path) -> Vec<String
         a.extend(["--classes".into(), k.to_string()]);
     }
     a.push("--force".into());
-    a.extend(spec.step_args.get("model").cloned().unwrap_or_default());
-    a
+    with_extra(a, spec.step_args.get("model"))
 }
 
-/// `ratio finetune IN … -o OUT`: every training in a sweep starts from an ONNX file (a fresh init or a
-/// converted model), so one command covers training from scratch and fine-tuning.
-fn train_args(spec: &SweepSpec, input: &Path, seed: u64, out: &Path) -> Vec<String> {
+/// `ratio finetune IN … -o DIR` (writes DIR/model.onnx): every training in a sweep starts from an ONNX file (a
+/// fresh init or a converted model), so one command covers training from scratch and fine-tuning.
+fn train_args(spec: &SweepSpec, input: &Path, seed: u64, out_dir: &Path) -> Vec<String> {
     let mut a = vec!["finetune".into(), s(input), "--data".into(), spec.data.clone()];
+    a.extend([
+        "--preset".into(),
+        spec.preset.clone(),
+        "--lr".into(),
+        spec.lr.to_string(),
+    ]);
     a.extend([
         "--epochs".into(),
         spec.epochs.to_string(),
         "--seed".into(),
         seed.to_string(),
     ]);
-    a.extend(["-o".into(), s(out), "--json".into()]);
-    a.extend(spec.step_args.get("train").cloned().unwrap_or_default());
-    a
+    a.extend(["-o".into(), s(out_dir), "--json".into(), "--no-progress".into()]);
+    with_extra(a, spec.step_args.get("train"))
+}
+
+/// Append `--step-args`; a flag the plan already sets is replaced (with its value), so users can override any
+/// planned setting, not only add new ones.
+pub fn with_extra(mut args: Vec<String>, extra: Option<&Vec<String>>) -> Vec<String> {
+    let Some(extra) = extra else { return args };
+    let is_flag = |t: &str| {
+        t.starts_with("--") || (t.starts_with('-') && t.len() == 2 && !t[1..].starts_with(|c: char| c.is_ascii_digit()))
+    };
+    for flag in extra.iter().filter(|t| is_flag(t)) {
+        let name = flag.split('=').next().unwrap_or(flag);
+        if let Some(i) = args
+            .iter()
+            .position(|a| a == name || a.starts_with(&format!("{name}=")))
+        {
+            let takes_value = !args[i].contains('=') && args.get(i + 1).is_some_and(|v| !is_flag(v));
+            args.drain(i..i + 1 + usize::from(takes_value));
+        }
+    }
+    args.extend(extra.iter().cloned());
+    args
 }
 
 /// Plan for the whole grid, in execution order (shared steps first). `run_dir` should be absolute so the
@@ -113,7 +138,6 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
         }
     }
     let wants = |name: &str| spec.steps.iter().any(|s| s == name);
-    let extra = |name: &str| spec.step_args.get(name).cloned().unwrap_or_default();
     let mut out = Vec::new();
     let shared =
         |key: &str, step: &str, args: Vec<String>, inputs: Vec<PathBuf>, output: PathBuf, deps: Vec<String>| StepPlan {
@@ -122,7 +146,7 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
             variant: None,
             args,
             inputs,
-            record: output.with_file_name(format!("{step}.json")),
+            record: base_dir(run_dir).join(format!("{step}.json")),
             outputs: vec![output],
             deps,
         };
@@ -142,8 +166,8 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
                 vec![],
             ));
             if wants("train") {
-                let model = dir.join("model.onnx");
-                let args = train_args(spec, &init, 0, &model);
+                let model = dir.join("train").join("model.onnx");
+                let args = train_args(spec, &init, 0, &dir.join("train"));
                 out.push(shared(
                     "base/train",
                     "train",
@@ -209,7 +233,7 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
                 "--force".into(),
                 "--json".into(),
             ]);
-            args.extend(extra("convert"));
+            let args = with_extra(args, spec.step_args.get("convert"));
             push("convert", args, vec![cur.0.clone()], vec![conv.clone()], deps_of(&cur));
             cur = (conv, Some(key("convert")));
         }
@@ -226,8 +250,8 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
         }
         if wants("inspect") {
             // Parameters, MACs and the ReLU count of the model the variant ends with.
-            let mut args = vec!["inspect".into(), s(&cur.0), "--json".into()];
-            args.extend(extra("inspect"));
+            let args = vec!["inspect".into(), s(&cur.0), "--json".into()];
+            let args = with_extra(args, spec.step_args.get("inspect"));
             push("inspect", args, vec![cur.0.clone()], vec![], deps_of(&cur));
         }
         if wants("eval") {
@@ -239,12 +263,12 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
                 v.seed.to_string(),
                 "--json".into(),
             ]);
-            args.extend(extra("eval"));
+            let args = with_extra(args, spec.step_args.get("eval"));
             push("eval", args, vec![cur.0.clone()], vec![], deps_of(&cur));
         }
         if wants("bench") {
-            let mut args = vec!["bench".into(), s(&cur.0), "--json".into()];
-            args.extend(extra("bench"));
+            let args = vec!["bench".into(), s(&cur.0), "--json".into()];
+            let args = with_extra(args, spec.step_args.get("bench"));
             push("bench", args, vec![cur.0.clone()], vec![], deps_of(&cur));
         }
         if wants("richness") {
@@ -267,7 +291,7 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
                 spec.preset.clone(),
             ]);
             args.extend(["--seed".into(), v.seed.to_string(), "--json".into(), "-".into()]);
-            args.extend(extra("richness"));
+            let args = with_extra(args, spec.step_args.get("richness"));
             push("richness", args, inputs, vec![], deps);
         }
         out.extend(steps);
@@ -320,6 +344,7 @@ mod tests {
             policies: vec!["last".into()],
             seeds: 1,
             epochs: 1,
+            lr: 0.05,
             steps: steps.iter().map(|s| s.to_string()).collect(),
             step_args: BTreeMap::from([("model".to_string(), vec!["--width".to_string(), "0.25".to_string()])]),
         }
@@ -351,7 +376,8 @@ mod tests {
                 .ends_with(&["--force".into(), "--width".into(), "0.25".into()])
         );
         assert!(p[0].args.windows(2).any(|w| w == ["--input-size", "8"]));
-        assert_eq!(p[2].inputs, [PathBuf::from("/r/base/model.onnx")]);
+        assert_eq!(p[2].inputs, [PathBuf::from("/r/base/train/model.onnx")]);
+        assert_eq!(p[1].record, PathBuf::from("/r/base/train.json"));
         assert_eq!(p[2].deps, ["base/train"]);
         assert_eq!(p[7].deps, ["r2-1_last_s0/train"]);
         assert!(p[5].args.windows(2).any(|w| w == ["--keep", "last"]));
@@ -377,5 +403,40 @@ mod tests {
         if let Err(e) = check_against_cli(&p) {
             assert!(e.to_string().contains("step \"train\""), "{e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod extra_tests {
+    use super::with_extra;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn step_args_replace_planned_flags_and_append_new_ones() {
+        let planned = v(&["finetune", "m.onnx", "--lr", "0.05", "--json", "-o", "d"]);
+        let out = with_extra(
+            planned.clone(),
+            Some(&v(&["--lr", "0.01", "--train-limit", "500", "--json"])),
+        );
+        assert_eq!(
+            out,
+            v(&[
+                "finetune",
+                "m.onnx",
+                "-o",
+                "d",
+                "--lr",
+                "0.01",
+                "--train-limit",
+                "500",
+                "--json"
+            ])
+        );
+        let out = with_extra(planned.clone(), Some(&v(&["--lr=-0.1"])));
+        assert_eq!(out, v(&["finetune", "m.onnx", "--json", "-o", "d", "--lr=-0.1"]));
+        assert_eq!(with_extra(planned.clone(), None), planned);
     }
 }

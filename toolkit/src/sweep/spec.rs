@@ -133,6 +133,8 @@ pub struct SweepSpec {
     pub policies: Vec<String>,
     pub seeds: u64,
     pub epochs: u32,
+    /// Learning rate of every training step.
+    pub lr: f64,
     /// Steps to run per variant, in pipeline order.
     pub steps: Vec<String>,
     /// Extra arguments appended to a step's command line, keyed by step name (flags the sweep does not model).
@@ -248,6 +250,7 @@ mod tests {
             policies: vec!["last".into(), "first".into()],
             seeds: 2,
             epochs: 1,
+            lr: 0.05,
             steps: vec!["convert".into()],
             step_args: BTreeMap::new(),
         }
