@@ -36,6 +36,11 @@ pub fn all() -> Vec<(&'static str, Fixture)> {
     ]
 }
 
+/// The fixture called `name` (one of [`all`]'s names).
+pub fn by_name(name: &str) -> Option<ModelProto> {
+    all().into_iter().find(|(n, _)| *n == name).map(|(_, build)| build())
+}
+
 /// Name of the single output of most fixtures.
 pub const OUTPUT: &str = "output";
 

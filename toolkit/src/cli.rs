@@ -22,4 +22,6 @@ pub enum Command {
     Convert(commands::convert::ConvertArgs),
     /// Op histogram, activation slots, conv:ReLU ratios, parameters and MACs of a model.
     Inspect(commands::inspect::InspectArgs),
+    /// Build a reference CNN or a converter pattern fixture and write it as ONNX.
+    Model(commands::model::ModelArgs),
 }

@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Convert(a) => commands::convert::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
+        Command::Model(a) => commands::model::run(a),
     };
     toolkit::commands::finish(result)
 }

@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod inspect;
+pub mod model;
 
 /// Print an error chain as `error: top` + `  caused by: …` lines and pick the exit code: a broken pipe is a
 /// clean exit, anything else exits 2.
