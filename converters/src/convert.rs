@@ -18,6 +18,14 @@ pub enum ConvertError {
         "{model}: no activation slots of kind {kinds} found (nothing to convert; `--act` opts in ReLU6/LeakyRelu/PRelu)"
     )]
     NoSlots { model: String, kinds: String },
+    #[error(
+        "{model}: the policy ({policy}) changes none of the {slots} activations; every scope keeps all of its eligible ones (try --scope global, or lift stem/head protection)"
+    )]
+    NothingToChange {
+        model: String,
+        policy: String,
+        slots: usize,
+    },
     #[error("{model}: {source}")]
     Plan { model: String, source: PlanError },
     #[error("{model}: {source}")]
@@ -52,6 +60,13 @@ pub fn convert(
         model: name.clone(),
         source,
     })?;
+    if plan.is_identity() && !policy.ratio.is_identity() {
+        return Err(ConvertError::NothingToChange {
+            model: name,
+            policy: policy.describe(),
+            slots: plan.slots.len(),
+        });
+    }
     let model = apply_plan(model, &plan)?;
     Ok(Converted { model, plan })
 }

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IrError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    // Not a `#[source]`: the message already carries the OS error, so the cause chain would repeat it.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{path}: not a valid ONNX model ({reason})")]
     Decode { path: PathBuf, reason: String },
     #[error("{path}: external data of tensor '{tensor}': {reason}")]

@@ -94,8 +94,7 @@ pub fn make_plan(st: &Structure, policy: &Policy, scores: Option<&HashMap<String
         return Err(PlanError::MissingScores);
     }
     let scope = match policy.scope {
-        Scope::Auto if st.has_joins => Scope::Block,
-        Scope::Auto => Scope::Stage,
+        Scope::Auto => auto_scope(st),
         s => s,
     };
     let changed = match policy.leaky {
@@ -176,6 +175,23 @@ pub fn make_plan(st: &Structure, policy: &Policy, scores: Option<&HashMap<String
         slots,
         scopes,
     })
+}
+
+/// `auto`: blocks for residual/concat nets; stages for plain chains with several activations per stage; the whole
+/// network when every stage holds one (a VGG-like net with one conv per resolution, such as a small MNIST CNN).
+pub fn auto_scope(st: &Structure) -> Scope {
+    if st.has_joins {
+        return Scope::Block;
+    }
+    let mut per_stage = vec![0usize; st.num_stages];
+    for s in &st.slots {
+        per_stage[s.stage] += 1;
+    }
+    if per_stage.iter().any(|&n| n >= 2) {
+        Scope::Stage
+    } else {
+        Scope::Global
+    }
 }
 
 /// The name of the scope a slot belongs to, e.g. `block 3`.

@@ -140,8 +140,8 @@ pub fn detect(g: &GraphProto, kinds: &[ActKind]) -> Structure {
         }
         let input = n.input[0].clone();
         let (feeders, fc_fed) = walk_back(g, &ix, &input);
-        // A post-activation block (…→Add→Relu) owns the Relu right after its join; in pre-activation nets the
-        // join's output also feeds the next skip, so the Relu starts the next block instead.
+        // A post-activation block (…→Add→Relu) owns the Relu right after its join; otherwise an activation belongs
+        // to the block whose join comes next.
         let block = match sole_join_before(g, &ix, &input) {
             Some(j) => join_rank[&j],
             None => downstream_join.get(&i).copied().unwrap_or(num_joins),
@@ -229,7 +229,8 @@ fn walk_back(g: &GraphProto, ix: &GraphIndex, value: &str) -> (Vec<String>, bool
     (feeders, fc)
 }
 
-/// The join right before an activation when nothing else reads the join's output (post-activation order).
+/// The join an activation closes: `join → act` (post-activation order, through Identity/Dropout only) with nothing
+/// else reading the join. After `join → BN → act` (pre-activation order) the activation opens the next block.
 fn sole_join_before(g: &GraphProto, ix: &GraphIndex, input: &str) -> Option<usize> {
     let mut v = input.to_string();
     for _ in 0..8 {
@@ -241,7 +242,7 @@ fn sole_join_before(g: &GraphProto, ix: &GraphIndex, input: &str) -> Option<usiz
         if is_join(g, ix, n) {
             return Some(p);
         }
-        if !matches!(n.op(), "BatchNormalization" | "Identity" | "Dropout") {
+        if !matches!(n.op(), "Identity" | "Dropout") {
             return None;
         }
         v = n.input.first()?.clone();

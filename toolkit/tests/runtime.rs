@@ -261,7 +261,7 @@ fn profiler_trace_is_summarized_by_op_and_node() {
     let text = std::fs::read_to_string(&trace).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(v.as_array().is_some_and(|a| a.iter().any(|e| e["cat"] == "Node")));
-    let s = toolkit::runtime::summarize_profile(&trace, 3).unwrap();
+    let s = toolkit::runtime::summarize_profile(&trace, 3, 0).unwrap();
     assert_eq!(s.runs, 1);
     // mnist_cnn: 3 Conv, 3 MaxPool, 2 Gemm (or fused forms of them), each run once.
     assert!(

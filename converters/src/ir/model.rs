@@ -34,9 +34,9 @@ impl Model {
     /// Read and decode `path`. The file buffer is kept alive by the tensors that slice it.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let data = std::fs::read(path).map_err(|source| IrError::Io {
+        let data = std::fs::read(path).map_err(|error| IrError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let mut model = Self::from_bytes(Bytes::from(data)).map_err(|e| match e {
             IrError::Decode { reason, .. } => IrError::Decode {
@@ -173,9 +173,9 @@ fn decode(data: Bytes) -> std::result::Result<ModelProto, String> {
 
 /// sha256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let data = std::fs::read(path).map_err(|source| IrError::Io {
+    let data = std::fs::read(path).map_err(|error| IrError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     Ok(hex::encode(Sha256::digest(&data)))
 }
@@ -189,9 +189,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let io = |source| IrError::Io {
+    let io = |error| IrError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
     f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| {

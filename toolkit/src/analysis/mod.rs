@@ -1,3 +1,9 @@
-//! Statistics over measurements: latency (this module's `latency`), accuracy and richness live beside it.
+//! Statistics over measurements: latency, representation richness (CKA, spectra, linear probes, activation
+//! statistics) and the Leaky-ReLU ensemble decomposition.
 
+pub mod cka;
 pub mod latency;
+pub mod leaky;
+pub mod probe;
+pub mod richness;
+pub mod spectrum;

@@ -105,26 +105,31 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         layers,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::commands::emit(&(serde_json::to_string_pretty(&report)? + "\n"))?;
         return Ok(ExitCode::SUCCESS);
     }
-    print_report(&report);
+    crate::commands::emit(&render(&report))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_report(r: &Report) {
-    println!("{}  (sha256 {}…)", r.model, &r.sha256[..12.min(r.sha256.len())]);
-    println!(
+fn render(r: &Report) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "{}  (sha256 {}…)", r.model, &r.sha256[..12.min(r.sha256.len())]);
+    let _ = writeln!(
+        s,
         "IR {}  opset {}  producer '{}'  {} nodes",
         r.ir_version, r.opset, r.producer, r.nodes
     );
-    println!(
+    let _ = writeln!(
+        s,
         "parameters {}  MACs/sample {}",
         crate::commands::human(r.params_total as f64),
         crate::commands::human(r.macs_total as f64)
     );
-    println!();
-    println!(
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
         "ops: {}",
         r.op_histogram
             .iter()
@@ -132,35 +137,43 @@ fn print_report(r: &Report) {
             .collect::<Vec<_>>()
             .join("  ")
     );
-    println!();
-    println!(
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
         "{:>4}  {:<40} {:<9} {:>5} {:>5}  {:<5}  fed by",
         "#", "activation", "kind", "block", "stage", "role"
     );
-    for s in &r.slots {
-        println!(
+    for slot in &r.slots {
+        let _ = writeln!(
+            s,
             "{:>4}  {:<40} {:<9} {:>5} {:>5}  {:<5}  {}",
-            s.depth,
-            s.name,
-            s.kind.as_str(),
-            s.block,
-            s.stage,
-            format!("{:?}", s.role).to_lowercase(),
-            s.feeders.join(", ")
+            slot.depth,
+            slot.name,
+            slot.kind.as_str(),
+            slot.block,
+            slot.stage,
+            format!("{:?}", slot.role).to_lowercase(),
+            slot.feeders.join(", ")
         );
     }
-    println!();
+    let _ = writeln!(s);
     let (c, a) = r.ratios.global;
-    println!("conv:activation  global {c}:{a}");
+    let _ = writeln!(s, "conv:activation  global {c}:{a}");
     let fmt = |v: &[(usize, usize)]| v.iter().map(|(c, a)| format!("{c}:{a}")).collect::<Vec<_>>().join(" ");
-    println!("  per stage  {}", fmt(&r.ratios.per_stage));
-    println!("  per block  {}", fmt(&r.ratios.per_block));
-    println!();
-    println!("{:<40} {:<18} {:>12} {:>14}  output", "layer", "op", "params", "MACs");
+    let _ = writeln!(s, "  per stage  {}", fmt(&r.ratios.per_stage));
+    let _ = writeln!(s, "  per block  {}", fmt(&r.ratios.per_block));
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "{:<40} {:<18} {:>12} {:>14}  output",
+        "layer", "op", "params", "MACs"
+    );
     for l in &r.layers {
-        println!(
+        let _ = writeln!(
+            s,
             "{:<40} {:<18} {:>12} {:>14}  {:?}",
             l.name, l.op, l.params, l.macs, l.output_shape
         );
     }
+    s
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand; each exposes `run(args) -> anyhow::Result<ExitCode>`.
 
+pub mod bench;
 pub mod convert;
 pub mod inspect;
 pub mod model;
@@ -38,4 +39,14 @@ pub fn human(x: f64) -> String {
     } else {
         format!("{v:.2}{unit}")
     }
+}
+
+/// Write command output to stdout; a closed pipe (`ratio inspect m.onnx | head`) surfaces as an error that
+/// `finish` turns into a clean exit instead of a panic.
+pub fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
 }

@@ -1,0 +1,1 @@
+//! Body of `ratio eval --json` records (owned by the data/eval work; filled in there).

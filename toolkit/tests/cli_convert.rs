@@ -1,0 +1,266 @@
+//! `ratio convert`, `ratio-convert` and `ratio inspect` as a user runs them: every bad input gets one clear error
+//! naming the file and a non-zero exit, and nothing is overwritten.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use prost::Message;
+
+fn shared(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared").join(rel)
+}
+
+fn ratio(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ratio")).args(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn copy_mnist(dir: &Path) -> PathBuf {
+    let p = dir.join("mnist_cnn.onnx");
+    std::fs::copy(shared("models/mnist_cnn.onnx"), &p).unwrap();
+    p
+}
+
+fn assert_fails_naming(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success: {err}");
+    assert!(err.contains(needle), "stderr does not name '{needle}': {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn ratio_convert_binary_works_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = copy_mnist(dir.path());
+    let o = Command::new(env!("CARGO_BIN_EXE_ratio-convert"))
+        .arg(&m)
+        .args(["--ratio", "2:1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("mnist_cnn.2-1.onnx");
+    assert!(out.is_file());
+    let conv = converters::ir::Model::load(&out).unwrap();
+    assert_eq!(conv.metadata("ratio.ratio"), Some("2:1"));
+    assert_eq!(conv.metadata("ratio.removed"), Some("/conv_layers/conv_layers.4/Relu"));
+    // The input is untouched.
+    assert_eq!(
+        std::fs::read(&m).unwrap(),
+        std::fs::read(shared("models/mnist_cnn.onnx")).unwrap()
+    );
+    // Running again refuses to overwrite; --force overwrites.
+    let o = Command::new(env!("CARGO_BIN_EXE_ratio-convert"))
+        .arg(&m)
+        .args(["--ratio", "2:1"])
+        .output()
+        .unwrap();
+    assert_fails_naming(&o, "mnist_cnn.2-1.onnx: output exists");
+    let o = Command::new(env!("CARGO_BIN_EXE_ratio-convert"))
+        .arg(&m)
+        .args(["--ratio", "2:1", "--force"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_ratio_strings_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = copy_mnist(dir.path());
+    for (r, why) in [
+        ("2:3", "greater than M"),
+        ("0:1", "at least 1"),
+        ("2:0", "at least 1"),
+        ("abc", "N:M"),
+        ("3:1:1", "N:M"),
+    ] {
+        let o = ratio(&["convert", m.to_str().unwrap(), "--ratio", r]);
+        assert_fails_naming(&o, why);
+        assert!(stderr(&o).contains(r));
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing written");
+}
+
+#[test]
+fn bad_model_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = std::fs::read(shared("models/mnist_cnn.onnx")).unwrap();
+    let truncated = dir.path().join("truncated.onnx");
+    std::fs::write(&truncated, &original[..original.len() / 3]).unwrap();
+    let text = dir.path().join("notes.onnx");
+    std::fs::write(&text, "this is not a model\n").unwrap();
+    for (p, needle) in [
+        (truncated, "truncated.onnx: not a valid ONNX model"),
+        (text, "notes.onnx: not a valid ONNX model"),
+    ] {
+        for cmd in ["convert", "inspect"] {
+            let o = ratio(&[cmd, p.to_str().unwrap()]);
+            assert_fails_naming(&o, needle);
+            assert_eq!(o.status.code(), Some(2));
+        }
+    }
+    let o = ratio(&["convert", dir.path().join("missing.onnx").to_str().unwrap()]);
+    assert_fails_naming(&o, "missing.onnx: No such file");
+}
+
+#[test]
+fn unreadable_external_data_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = converters::ir::Model::load(shared("models/mnist_cnn.onnx")).unwrap();
+    let p = dir.path().join("ext.onnx");
+    m.save(&p, true).unwrap();
+    std::fs::remove_file(dir.path().join("ext.onnx.data")).unwrap();
+    let o = ratio(&["convert", p.to_str().unwrap()]);
+    assert_fails_naming(&o, "ext.onnx: external data");
+    assert!(stderr(&o).contains("ext.onnx.data"));
+}
+
+#[test]
+fn external_data_models_convert_with_a_side_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = converters::ir::Model::load(shared("models/mnist_cnn.onnx")).unwrap();
+    let p = dir.path().join("ext.onnx");
+    m.save(&p, true).unwrap();
+    let o = ratio(&["convert", p.to_str().unwrap(), "--ratio", "2:1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.path().join("ext.2-1.onnx.data").is_file());
+    let back = converters::ir::Model::load(dir.path().join("ext.2-1.onnx")).unwrap();
+    assert!(back.has_external_data());
+}
+
+#[test]
+fn no_slots_unknown_ops_and_output_equal_to_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let silu = dir.path().join("silu.onnx");
+    std::fs::write(&silu, models::patterns::silu_net().encode_to_vec()).unwrap();
+    assert_fails_naming(
+        &ratio(&["convert", silu.to_str().unwrap()]),
+        "silu.onnx: no activation slots",
+    );
+
+    // An op ONNX Runtime does not know: the runtime check fails with the op named, nothing is written.
+    let mut proto = models::patterns::relu_feeds_graph_output();
+    let g = proto.graph.as_mut().unwrap();
+    let conv = g
+        .node
+        .iter_mut()
+        .find(|n| n.op_type.as_deref() == Some("Conv"))
+        .unwrap();
+    conv.op_type = Some("FancyConv".into());
+    let unknown = dir.path().join("unknown.onnx");
+    std::fs::write(&unknown, proto.encode_to_vec()).unwrap();
+    let o = ratio(&[
+        "convert",
+        unknown.to_str().unwrap(),
+        "--no-protect-stem",
+        "--no-protect-head",
+        "--scope",
+        "global",
+    ]);
+    assert_fails_naming(&o, "unknown.onnx");
+    assert!(stderr(&o).contains("FancyConv"), "{}", stderr(&o));
+    assert!(!dir.path().join("unknown.2-1.onnx").exists());
+
+    let m = copy_mnist(dir.path());
+    let o = ratio(&["convert", m.to_str().unwrap(), "-o", m.to_str().unwrap(), "--force"]);
+    assert_fails_naming(&o, "output path is the input model");
+    assert_eq!(
+        std::fs::read(&m).unwrap(),
+        std::fs::read(shared("models/mnist_cnn.onnx")).unwrap()
+    );
+}
+
+#[test]
+fn plan_dry_run_then_apply_plan_reproduces_the_conversion() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = copy_mnist(dir.path());
+    let ms = m.to_str().unwrap();
+    let o = ratio(&[
+        "convert",
+        ms,
+        "--ratio",
+        "3:1",
+        "--scope",
+        "global",
+        "--no-protect-stem",
+        "--plan",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = String::from_utf8(o.stdout).unwrap();
+    assert!(table.contains("REMOVE") && table.contains("head (protected"), "{table}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "--plan writes nothing"
+    );
+
+    let o = ratio(&[
+        "convert",
+        ms,
+        "--ratio",
+        "3:1",
+        "--scope",
+        "global",
+        "--no-protect-stem",
+        "--plan",
+        "--json",
+    ]);
+    let plan_file = dir.path().join("plan.json");
+    std::fs::write(&plan_file, &o.stdout).unwrap();
+    let direct = dir.path().join("direct.onnx");
+    let via_plan = dir.path().join("via_plan.onnx");
+    let o = ratio(&[
+        "convert",
+        ms,
+        "--ratio",
+        "3:1",
+        "--scope",
+        "global",
+        "--no-protect-stem",
+        "-o",
+        direct.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = ratio(&[
+        "convert",
+        ms,
+        "--apply-plan",
+        plan_file.to_str().unwrap(),
+        "-o",
+        via_plan.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(direct).unwrap(), std::fs::read(via_plan).unwrap());
+
+    std::fs::write(&plan_file, "{ not json").unwrap();
+    let o = ratio(&["convert", ms, "--apply-plan", plan_file.to_str().unwrap()]);
+    assert_fails_naming(&o, "plan.json: not a ratio plan");
+}
+
+#[test]
+fn identity_ratio_writes_identical_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = copy_mnist(dir.path());
+    let o = ratio(&["convert", m.to_str().unwrap(), "--ratio", "1:1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(dir.path().join("mnist_cnn.1-1.onnx")).unwrap(),
+        std::fs::read(&m).unwrap()
+    );
+}
+
+#[test]
+fn inspect_json_reports_slots_ratios_and_costs() {
+    let o = ratio(&["inspect", shared("models/mnist_cnn.onnx").to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["slots"].as_array().unwrap().len(), 4);
+    assert_eq!(v["op_histogram"]["Conv"], 3);
+    // 320 + 18496 + 73856 conv params + 295168 + 2570 fc params.
+    assert_eq!(v["params_total"], 390410);
+    // conv1: 28·28·32 outputs × 9 MACs each.
+    assert_eq!(v["layers"][0]["macs"], 28 * 28 * 32 * 9);
+}
