@@ -34,12 +34,32 @@ fn model_writes_what_it_reports() {
     assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
     let m = Model::load(&out).unwrap();
     assert!(converters::validate::validate(m.graph()).is_empty());
-    assert!(!m.graph().node.iter().any(|n| n.op_type.as_deref() == Some("BatchNormalization")));
-    let fc = m.graph().initializer.iter().find(|t| t.name.as_deref() == Some("fc.weight")).unwrap();
+    assert!(
+        !m.graph()
+            .node
+            .iter()
+            .any(|n| n.op_type.as_deref() == Some("BatchNormalization"))
+    );
+    let fc = m
+        .graph()
+        .initializer
+        .iter()
+        .find(|t| t.name.as_deref() == Some("fc.weight"))
+        .unwrap();
     assert_eq!(fc.dims, [100, 64]);
     // Same arguments, same file.
     let again = dir.path().join("again.onnx");
-    let o2 = ratio(&["model", "resnet20", "-o", again.to_str().unwrap(), "--classes", "100", "--seed", "3", "--fold-bn"]);
+    let o2 = ratio(&[
+        "model",
+        "resnet20",
+        "-o",
+        again.to_str().unwrap(),
+        "--classes",
+        "100",
+        "--seed",
+        "3",
+        "--fold-bn",
+    ]);
     assert!(o2.status.success());
     assert_eq!(sha256_file(&again).unwrap(), report["sha256"].as_str().unwrap());
 }
@@ -54,7 +74,10 @@ fn model_writes_fixtures_and_lists_names() {
     assert_eq!(m.graph().name.as_deref(), Some("squeezenet_fire"));
     let list = ratio(&["model", "--list"]);
     let text = String::from_utf8(list.stdout).unwrap();
-    assert!(text.contains("resnet56") && text.contains("pattern:if_reads_outer_relu"), "{text}");
+    assert!(
+        text.contains("resnet56") && text.contains("pattern:if_reads_outer_relu"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -64,7 +87,10 @@ fn model_errors_name_the_problem() {
     let o = ratio(&["model", "resnet21", "-o", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8(o.stderr).unwrap();
-    assert!(err.contains("unknown model 'resnet21'") && err.contains("resnet20"), "{err}");
+    assert!(
+        err.contains("unknown model 'resnet21'") && err.contains("resnet20"),
+        "{err}"
+    );
     let o = ratio(&["model", "plain", "-o", out.to_str().unwrap(), "--size", "2"]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8(o.stderr).unwrap();

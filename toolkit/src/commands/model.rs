@@ -135,7 +135,9 @@ pub fn run(args: ModelArgs) -> Result<ExitCode> {
     let model = Model::new(proto);
     // The bytes `save` writes for a model without external data, hashed here rather than re-read.
     let bytes = model.to_inline_bytes()?;
-    model.save(out, false).with_context(|| format!("writing {}", out.display()))?;
+    model
+        .save(out, false)
+        .with_context(|| format!("writing {}", out.display()))?;
     let g = model.graph();
     let built = Built {
         model: name.to_string(),
@@ -171,7 +173,11 @@ fn print_text(b: &Built, relus: usize) {
             c.num_classes,
             c.width,
             c.seed,
-            if c.random_bn_stats { ", random BN statistics" } else { "" }
+            if c.random_bn_stats {
+                ", random BN statistics"
+            } else {
+                ""
+            }
         );
     }
     let count = |op: &str| b.op_histogram.get(op).copied().unwrap_or(0);
