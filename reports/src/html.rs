@@ -102,14 +102,21 @@ mod tests {
                 title: "Latency".into(),
                 blocks: vec![
                     Block::Text("p50 & friends".into()),
-                    Block::Table(Table { headers: vec!["a".into()], rows: vec![vec!["<b>".into()]] }),
+                    Block::Table(Table {
+                        headers: vec!["a".into()],
+                        rows: vec![vec!["<b>".into()]],
+                    }),
                     Block::Figure(FigureItem {
                         stem: "lat".into(),
                         caption: "latency".into(),
                         figure: Figure::Bar(BarChart {
                             title: "Latency".into(),
                             y_label: "ms".into(),
-                            bars: vec![Bar { label: "1:1".into(), value: 1.0, err: None }],
+                            bars: vec![Bar {
+                                label: "1:1".into(),
+                                value: 1.0,
+                                err: None,
+                            }],
                         }),
                     }),
                 ],
@@ -127,7 +134,8 @@ mod tests {
         assert!(!html.contains("<?xml"));
         for banned in ["http://", "https://", "<script", "<link", "src="] {
             // The SVG namespace URI is an identifier, not a fetch.
-            let hits = html.matches(banned).count() - html.matches("http://www.w3.org/").count() * (banned == "http://") as usize;
+            let hits = html.matches(banned).count()
+                - html.matches("http://www.w3.org/").count() * (banned == "http://") as usize;
             assert_eq!(hits, 0, "{banned} in page");
         }
     }
@@ -136,7 +144,11 @@ mod tests {
     fn html_fails_loudly_on_a_bad_figure() {
         let mut r = report();
         if let Block::Figure(f) = &mut r.sections[0].blocks[2] {
-            f.figure = Figure::Bar(BarChart { title: "x".into(), y_label: String::new(), bars: vec![] });
+            f.figure = Figure::Bar(BarChart {
+                title: "x".into(),
+                y_label: String::new(),
+                bars: vec![],
+            });
         }
         assert!(render(&r).is_err());
     }

@@ -9,7 +9,10 @@ fn cell(s: &str) -> String {
 
 pub fn table(t: &Table) -> String {
     let mut out = String::new();
-    out.push_str(&format!("| {} |\n", t.headers.iter().map(|h| cell(h)).collect::<Vec<_>>().join(" | ")));
+    out.push_str(&format!(
+        "| {} |\n",
+        t.headers.iter().map(|h| cell(h)).collect::<Vec<_>>().join(" | ")
+    ));
     out.push_str(&format!("|{}\n", t.headers.iter().map(|_| "---|").collect::<String>()));
     for r in &t.rows {
         let mut cells: Vec<String> = r.iter().map(|c| cell(c)).collect();
@@ -70,13 +73,20 @@ mod tests {
                     Block::Figure(FigureItem {
                         stem: "lat".into(),
                         caption: "latency".into(),
-                        figure: Figure::Bar(BarChart { title: "Latency".into(), y_label: "ms".into(), bars: vec![] }),
+                        figure: Figure::Bar(BarChart {
+                            title: "Latency".into(),
+                            y_label: "ms".into(),
+                            bars: vec![],
+                        }),
                     }),
                 ],
             }],
         };
         let md = render(&r);
-        assert!(md.contains("| ratio | acc |\n|---|---|\n| 1:1 | 0.90 ± 0.01 |\n| a\\|b |  |\n"), "{md}");
+        assert!(
+            md.contains("| ratio | acc |\n|---|---|\n| 1:1 | 0.90 ± 0.01 |\n| a\\|b |  |\n"),
+            "{md}"
+        );
         assert!(md.contains("- no significant difference"));
         assert!(md.contains("![Latency](figures/lat.svg)"));
         assert!(md.contains("(figures/lat.png)"));

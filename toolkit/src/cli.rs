@@ -24,6 +24,7 @@ pub enum Command {
     Convert(commands::convert::ConvertArgs),
     /// Op histogram, activation slots, conv:ReLU ratios, parameters and MACs of a model.
     Inspect(commands::inspect::InspectArgs),
-    /// Build a reference CNN or a converter pattern fixture and write it as ONNX.
+    /// Build a reference network (resnet20, vgg, densenet, plain, …) or a converter pattern fixture as ONNX with
+    /// seeded weights.
     Model(commands::model::ModelArgs),
 }

@@ -45,7 +45,10 @@ fn small_cnn(alpha: f32, seed: u64) -> Model {
         "MaxPool",
         "pool",
         &[&a2],
-        vec![("kernel_shape", Attr::Ints(vec![2, 2])), ("strides", Attr::Ints(vec![2, 2]))],
+        vec![
+            ("kernel_shape", Attr::Ints(vec![2, 2])),
+            ("strides", Attr::Ints(vec![2, 2])),
+        ],
     );
     let f = b.op("Flatten", "flat", &[&p], vec![("axis", Attr::Int(1))]);
     let g1 = b.op("Gemm", "g1", &[&f, &w3, &b3], vec![]);
@@ -72,7 +75,13 @@ fn identity_holds_on_a_small_cnn() {
     let model = small_cnn(0.2, 5);
     let dec = build_decomposition(&model, Some(0.2)).unwrap();
     assert_eq!(dec.layers.len(), 3);
-    let r = decompose(&dec, random_batches(&[16, 1, 6, 6], 3, 9), &LeakyOptions::default(), &cfg()).unwrap();
+    let r = decompose(
+        &dec,
+        random_batches(&[16, 1, 6, 6], 3, 9),
+        &LeakyOptions::default(),
+        &cfg(),
+    )
+    .unwrap();
     assert!(r.exact);
     assert_eq!(r.samples, 48);
     // f32 forward passes summed in f64: rounding level, far below the 1e-5 the identity is pinned to.
@@ -127,8 +136,18 @@ fn groups_match_a_hand_computation_on_an_mlp() {
         n0 += norm(out(&|v| v), a as f64);
         n1 += norm(out(&|v| if v > 0.0 { v } else { 0.0 }), 1.0 - a as f64);
     }
-    assert!((r.groups[0].mean_norm - n0 / 4.0).abs() < 1e-5, "{} vs {}", r.groups[0].mean_norm, n0 / 4.0);
-    assert!((r.groups[1].mean_norm - n1 / 4.0).abs() < 1e-5, "{} vs {}", r.groups[1].mean_norm, n1 / 4.0);
+    assert!(
+        (r.groups[0].mean_norm - n0 / 4.0).abs() < 1e-5,
+        "{} vs {}",
+        r.groups[0].mean_norm,
+        n0 / 4.0
+    );
+    assert!(
+        (r.groups[1].mean_norm - n1 / 4.0).abs() < 1e-5,
+        "{} vs {}",
+        r.groups[1].mean_norm,
+        n1 / 4.0
+    );
     assert!(r.reconstruction_rel_error < 1e-6);
     assert!(r.leaky_accuracy.is_none());
 }
@@ -171,7 +190,10 @@ fn sampled_mode_is_used_above_the_exact_limit() {
     };
     let r = decompose(&dec, random_batches(&[8, 1, 6, 6], 1, 3), &opts, &cfg()).unwrap();
     assert!(!r.exact);
-    assert_eq!(r.groups.iter().map(|g| g.evaluated).collect::<Vec<_>>(), vec![1, 2, 2, 1]);
+    assert_eq!(
+        r.groups.iter().map(|g| g.evaluated).collect::<Vec<_>>(),
+        vec![1, 2, 2, 1]
+    );
     assert!(r.reconstruction_rel_error.is_finite());
 }
 
@@ -180,16 +202,30 @@ fn bad_input_gives_clear_errors() {
     let relu = mnist_model();
     let e = build_decomposition(&relu, None).unwrap_err();
     assert!(matches!(e, LeakyError::NoLeakyRelu { .. }));
-    assert!(e.to_string().contains("mnist_cnn.onnx") && e.to_string().contains("--leaky"), "{e}");
+    assert!(
+        e.to_string().contains("mnist_cnn.onnx") && e.to_string().contains("--leaky"),
+        "{e}"
+    );
 
     let model = small_cnn(0.2, 5);
     let e = build_decomposition(&model, Some(0.3)).unwrap_err();
-    assert!(e.to_string().contains("--alpha 0.3") && e.to_string().contains("0.2"), "{e}");
+    assert!(
+        e.to_string().contains("--alpha 0.3") && e.to_string().contains("0.2"),
+        "{e}"
+    );
 
     let mut mixed = small_cnn(0.2, 5);
-    let n = mixed.graph_mut().node.iter_mut().find(|n| n.op() == "LeakyRelu").unwrap();
+    let n = mixed
+        .graph_mut()
+        .node
+        .iter_mut()
+        .find(|n| n.op() == "LeakyRelu")
+        .unwrap();
     n.attribute = vec![build::attr("alpha", Attr::Float(0.5))];
-    assert!(matches!(build_decomposition(&mixed, None).unwrap_err(), LeakyError::MixedAlpha { .. }));
+    assert!(matches!(
+        build_decomposition(&mixed, None).unwrap_err(),
+        LeakyError::MixedAlpha { .. }
+    ));
 
     let mut soft = small_cnn(0.2, 5);
     let g = soft.graph_mut();
@@ -201,6 +237,12 @@ fn bad_input_gives_clear_errors() {
 
     let x = Array4::<f32>::zeros((0, 1, 6, 6)).into_dyn();
     let dec = build_decomposition(&model, None).unwrap();
-    let e = decompose(&dec, vec![Ok(Batch { x, labels: None })], &LeakyOptions::default(), &cfg()).unwrap_err();
+    let e = decompose(
+        &dec,
+        vec![Ok(Batch { x, labels: None })],
+        &LeakyOptions::default(),
+        &cfg(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("no samples"), "{e}");
 }

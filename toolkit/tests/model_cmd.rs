@@ -91,11 +91,20 @@ fn model_errors_name_the_problem() {
         err.contains("unknown model 'resnet21'") && err.contains("resnet20"),
         "{err}"
     );
-    let o = ratio(&["model", "plain", "-o", out.to_str().unwrap(), "--size", "2"]);
+    let o = ratio(&["model", "plain", "-o", out.to_str().unwrap(), "--input-size", "2"]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8(o.stderr).unwrap();
     assert!(err.contains("plain: invalid configuration"), "{err}");
     let o = ratio(&["model", "pattern:nope", "-o", out.to_str().unwrap()]);
     assert!(String::from_utf8(o.stderr).unwrap().contains("unknown fixture 'nope'"));
     assert!(!out.exists(), "a failed build must not leave a file");
+    // An existing file is kept unless --force.
+    std::fs::write(&out, b"keep me").unwrap();
+    let o = ratio(&["model", "plain", "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8(o.stderr).unwrap().contains("pass --force"));
+    assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
+    let o = ratio(&["model", "plain", "-o", out.to_str().unwrap(), "--force"]);
+    assert!(o.status.success());
+    assert!(Model::load(&out).is_ok());
 }

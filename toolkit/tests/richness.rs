@@ -35,14 +35,21 @@ fn mnist_cnn_metrics_are_consistent() {
     // A plain chain: the 4 ReLUs and no joins, with the documented widths 32/64/128 and FC 256.
     let widths: Vec<usize> = m.layers.iter().map(|l| l.channels).collect();
     assert_eq!(widths, vec![32, 64, 128, 256]);
-    assert_eq!(m.layers.iter().map(|l| l.spatial).collect::<Vec<_>>(), vec![784, 196, 49, 1]);
+    assert_eq!(
+        m.layers.iter().map(|l| l.spatial).collect::<Vec<_>>(),
+        vec![784, 196, 49, 1]
+    );
     for l in &m.layers {
         assert_eq!(l.op, "Relu");
         assert_eq!(l.samples, 1000);
         let er = l.effective_rank.unwrap();
         let pr = l.participation_ratio.unwrap();
         // PR ≤ effective rank ≤ channels (Rényi-2 vs Shannon entropy), both ≥ 1 for a non-constant layer.
-        assert!(1.0 <= pr && pr <= er + 1e-9 && er <= l.channels as f64, "{}: pr {pr} er {er}", l.name);
+        assert!(
+            1.0 <= pr && pr <= er + 1e-9 && er <= l.channels as f64,
+            "{}: pr {pr} er {er}",
+            l.name
+        );
         let (dead, sparsity, neg) = (l.dead_fraction.unwrap(), l.sparsity.unwrap(), l.negative_mass.unwrap());
         assert!((0.0..1.0).contains(&dead) && (0.0..1.0).contains(&sparsity) && neg > 0.0 && neg < 1.0);
         // Far above chance (10 %) everywhere, even on globally pooled first-layer features.
@@ -88,14 +95,23 @@ fn batching_does_not_change_results() {
             _ => false,
         };
         assert!(close(la.effective_rank, lb.effective_rank), "{}", la.name);
-        assert!(close(la.spatial_participation_ratio, lb.spatial_participation_ratio), "{}", la.name);
+        assert!(
+            close(la.spatial_participation_ratio, lb.spatial_participation_ratio),
+            "{}",
+            la.name
+        );
         assert!(close(la.negative_mass, lb.negative_mass));
         assert_eq!(la.distinct_patterns, lb.distinct_patterns);
         assert_eq!(la.probe_accuracy, lb.probe_accuracy);
         assert_eq!(la.sparsity, lb.sparsity);
     }
     let (ca, cb) = (&a.cka[0].values, &b.cka[0].values);
-    assert!(ca.iter().flatten().zip(cb.iter().flatten()).all(|(p, q)| (p.unwrap() - q.unwrap()).abs() < 1e-9));
+    assert!(
+        ca.iter()
+            .flatten()
+            .zip(cb.iter().flatten())
+            .all(|(p, q)| (p.unwrap() - q.unwrap()).abs() < 1e-9)
+    );
 }
 
 #[test]
@@ -149,20 +165,33 @@ fn linear_model() -> Model {
 #[test]
 fn bad_input_gives_clear_errors() {
     let model = mnist_model();
-    let e = ModelCapture::new(&model, String::new(), &LayerSelect::parse("nope,also_nope").unwrap(), &cfg())
-        .err()
-        .unwrap();
+    let e = ModelCapture::new(
+        &model,
+        String::new(),
+        &LayerSelect::parse("nope,also_nope").unwrap(),
+        &cfg(),
+    )
+    .err()
+    .unwrap();
     let msg = e.to_string();
     assert!(matches!(e, RichnessError::UnknownLayers { .. }));
-    assert!(msg.contains("'nope'") && msg.contains("'also_nope'") && msg.contains("mnist_cnn.onnx"), "{msg}");
-    let e = ModelCapture::new(&model, String::new(), &LayerSelect::parse("re:^zzz").unwrap(), &cfg()).err().unwrap();
+    assert!(
+        msg.contains("'nope'") && msg.contains("'also_nope'") && msg.contains("mnist_cnn.onnx"),
+        "{msg}"
+    );
+    let e = ModelCapture::new(&model, String::new(), &LayerSelect::parse("re:^zzz").unwrap(), &cfg())
+        .err()
+        .unwrap();
     assert!(matches!(e, RichnessError::NoMatch { .. }), "{e}");
 
     let lin = linear_model();
     let e = negative_mass_scores_from_batches(&lin, Vec::new(), 10, &cfg()).unwrap_err();
     assert!(e.to_string().contains("no ReLU"), "{e}");
 
-    let mut caps = [capture(&model, &LayerSelect::Auto), capture(&lin, &LayerSelect::parse("re:.").unwrap())];
+    let mut caps = [
+        capture(&model, &LayerSelect::Auto),
+        capture(&lin, &LayerSelect::parse("re:.").unwrap()),
+    ];
     let e = analyze(&mut caps, Vec::new(), &RichnessOptions::default()).unwrap_err();
     assert!(e.to_string().contains("different inputs"), "{e}");
 

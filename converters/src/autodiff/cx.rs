@@ -93,20 +93,33 @@ impl GradCx {
 
     pub fn reduce_sum(&mut self, x: &str, axes: &[i64], keepdims: bool) -> String {
         let a = self.ints(axes);
-        self.op("ReduceSum", "g_sum", &[x, &a], vec![("keepdims", Attr::Int(keepdims as i64))])
+        self.op(
+            "ReduceSum",
+            "g_sum",
+            &[x, &a],
+            vec![("keepdims", Attr::Int(keepdims as i64))],
+        )
     }
 
     /// ReduceMean in the form the graph's opset wants (axes attribute before 18, input from 18).
     pub fn reduce_mean(&mut self, x: &str, axes: &[i64], keepdims: bool) -> String {
         if self.opset >= 18 {
             let a = self.ints(axes);
-            self.op("ReduceMean", "mean", &[x, &a], vec![("keepdims", Attr::Int(keepdims as i64))])
+            self.op(
+                "ReduceMean",
+                "mean",
+                &[x, &a],
+                vec![("keepdims", Attr::Int(keepdims as i64))],
+            )
         } else {
             self.op(
                 "ReduceMean",
                 "mean",
                 &[x],
-                vec![("axes", Attr::Ints(axes.to_vec())), ("keepdims", Attr::Int(keepdims as i64))],
+                vec![
+                    ("axes", Attr::Ints(axes.to_vec())),
+                    ("keepdims", Attr::Int(keepdims as i64)),
+                ],
             )
         }
     }

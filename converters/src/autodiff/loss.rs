@@ -16,7 +16,12 @@ pub fn softmax_cross_entropy(cx: &mut GradCx, logits: &str, labels: &str, n: i64
     let on = 1.0 - smoothing + off;
     let values = cx.tensor("onehot_values", &[2], &[off, on]);
     let depth = cx.ints(&[k]);
-    let t = cx.op("OneHot", "target", &[labels, &depth, &values], vec![("axis", Attr::Int(-1))]);
+    let t = cx.op(
+        "OneHot",
+        "target",
+        &[labels, &depth, &values],
+        vec![("axis", Attr::Int(-1))],
+    );
     let p = cx.mul(&t, &lsm);
     let s = cx.reduce_sum(&p, &[0, 1], false);
     let scale = cx.scalar(-1.0 / n as f32);

@@ -94,13 +94,15 @@ pub fn select(
             let Some(inp) = n.input.get(slot).filter(|s| !s.is_empty()) else {
                 continue;
             };
-            let Some(src) = source_of(model, &ix, inp)? else { continue };
+            let Some(src) = source_of(model, &ix, inp)? else {
+                continue;
+            };
             if seen.contains(&src.name) {
                 continue;
             }
             seen.insert(src.name.clone());
-            let frozen = freeze.is_some_and(|r| r.is_match(&src.name))
-                || train_only.is_some_and(|r| !r.is_match(&src.name));
+            let frozen =
+                freeze.is_some_and(|r| r.is_match(&src.name)) || train_only.is_some_and(|r| !r.is_match(&src.name));
             if !frozen {
                 sel.trainable.push(src);
             }

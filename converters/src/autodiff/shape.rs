@@ -51,7 +51,9 @@ pub fn infer_all(
             let dims = value_info_dims(vi).unwrap_or_default();
             let shape: Option<Vec<i64>> = dims.into_iter().collect();
             let shape = shape.ok_or_else(|| {
-                GradError::Config(format!("graph input '{name}' has a symbolic shape and no value was given"))
+                GradError::Config(format!(
+                    "graph input '{name}' has a symbolic shape and no value was given"
+                ))
             })?;
             info.insert(name, ValInfo::float(shape));
         }

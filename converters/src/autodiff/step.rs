@@ -100,7 +100,10 @@ impl TrainStep {
         let mut m = self.source.clone();
         let g = m.graph_mut();
         for (s, v) in self.state.iter().zip(values) {
-            if !matches!(s.kind, StateKind::Param | StateKind::RunningMean | StateKind::RunningVar) {
+            if !matches!(
+                s.kind,
+                StateKind::Param | StateKind::RunningMean | StateKind::RunningVar
+            ) {
                 continue;
             }
             if v.len() != tensor::numel(&s.dims) {
@@ -176,7 +179,10 @@ pub fn build_train_step(model: &Model, cfg: &TrainStepConfig) -> Result<TrainSte
     let reg = registry()?;
     check_supported(model, &reg)?;
     if cfg.batch_size < 1 {
-        return Err(GradError::Config(format!("batch size {} must be at least 1", cfg.batch_size)));
+        return Err(GradError::Config(format!(
+            "batch size {} must be at least 1",
+            cfg.batch_size
+        )));
     }
     if !(0.0..1.0).contains(&cfg.label_smoothing) {
         return Err(GradError::Config(format!(
@@ -188,7 +194,10 @@ pub fn build_train_step(model: &Model, cfg: &TrainStepConfig) -> Result<TrainSte
     let inits: HashSet<&str> = g.initializer.iter().filter_map(|t| t.name.as_deref()).collect();
     let input_vi = match &cfg.input {
         Some(name) => g.input.iter().find(|v| v.name.as_deref() == Some(name.as_str())),
-        None => g.input.iter().find(|v| !inits.contains(v.name.as_deref().unwrap_or(""))),
+        None => g
+            .input
+            .iter()
+            .find(|v| !inits.contains(v.name.as_deref().unwrap_or(""))),
     }
     .ok_or_else(|| GradError::Config(format!("{}: no image input found", model.display_name())))?;
     let input_name = input_vi.name.clone().unwrap_or_default();
@@ -198,9 +207,9 @@ pub fn build_train_step(model: &Model, cfg: &TrainStepConfig) -> Result<TrainSte
     }
     let mut input_shape = vec![cfg.batch_size];
     for (i, d) in dims.iter().enumerate().skip(1) {
-        input_shape.push(
-            d.ok_or_else(|| GradError::Config(format!("input '{input_name}' has a symbolic dim {i} besides the batch")))?,
-        );
+        input_shape.push(d.ok_or_else(|| {
+            GradError::Config(format!("input '{input_name}' has a symbolic dim {i} besides the batch"))
+        })?);
     }
     let logits = match &cfg.logits {
         Some(l) => l.clone(),
@@ -316,7 +325,14 @@ pub fn build_train_step(model: &Model, cfg: &TrainStepConfig) -> Result<TrainSte
         }
     }
 
-    let loss = softmax_cross_entropy(&mut cx, &logits, &labels, cfg.batch_size, num_classes, cfg.label_smoothing);
+    let loss = softmax_cross_entropy(
+        &mut cx,
+        &logits,
+        &labels,
+        cfg.batch_size,
+        num_classes,
+        cfg.label_smoothing,
+    );
 
     let mut grads: HashMap<String, Vec<String>> = HashMap::new();
     grads.insert(logits.clone(), vec![loss.dlogits.clone()]);
@@ -433,7 +449,13 @@ pub fn build_train_step(model: &Model, cfg: &TrainStepConfig) -> Result<TrainSte
         return Err(GradError::Invalid(problems.join("; ")));
     }
     let mut proto = build::model(graph, "ratio-autodiff");
-    proto.ir_version = Some(model.proto.ir_version.unwrap_or(build::IR_VERSION).clamp(build::IR_VERSION, 10));
+    proto.ir_version = Some(
+        model
+            .proto
+            .ir_version
+            .unwrap_or(build::IR_VERSION)
+            .clamp(build::IR_VERSION, 10),
+    );
     proto.opset_import = vec![OperatorSetIdProto {
         domain: Some(String::new()),
         version: Some(opset),
@@ -463,10 +485,8 @@ fn opt(d: &[i64]) -> Vec<Option<i64>> {
 fn name_output(cx: &mut GradCx, value: &str, tensor: &str) -> String {
     let out = cx.b.fresh(&format!("{tensor}.next"));
     let node_name = cx.b.fresh(&format!("{out}/Identity"));
-    cx.b
-        .graph
+    cx.b.graph
         .node
         .push(build::node("Identity", &node_name, &[value], &[&out], vec![]));
     out
 }
-

@@ -38,8 +38,16 @@ impl BarChart {
     {
         root.fill(&WHITE).map_err(boxed)?;
         let n = self.bars.len();
-        let hi = self.bars.iter().map(|b| b.value + b.err.unwrap_or(0.0)).fold(f64::MIN, f64::max);
-        let lo = self.bars.iter().map(|b| b.value - b.err.unwrap_or(0.0)).fold(0.0, f64::min);
+        let hi = self
+            .bars
+            .iter()
+            .map(|b| b.value + b.err.unwrap_or(0.0))
+            .fold(f64::MIN, f64::max);
+        let lo = self
+            .bars
+            .iter()
+            .map(|b| b.value - b.err.unwrap_or(0.0))
+            .fold(0.0, f64::min);
         let (_, y1) = padded(lo, hi);
         let y0 = if lo < 0.0 { padded(lo, hi).0 } else { 0.0 };
         let mut chart = ChartBuilder::on(root)
@@ -77,12 +85,16 @@ impl BarChart {
         chart
             .draw_series(self.bars.iter().enumerate().map(|(i, b)| {
                 let x = i as f64;
-                Rectangle::new([(x - 0.35, 0.0), (x + 0.35, b.value)], series_color(i).mix(0.85).filled())
+                Rectangle::new(
+                    [(x - 0.35, 0.0), (x + 0.35, b.value)],
+                    series_color(i).mix(0.85).filled(),
+                )
             }))
             .map_err(boxed)?;
         chart
             .draw_series(self.bars.iter().enumerate().filter_map(|(i, b)| {
-                b.err.map(|e| ErrorBar::new_vertical(i as f64, b.value - e, b.value, b.value + e, BLACK, 12))
+                b.err
+                    .map(|e| ErrorBar::new_vertical(i as f64, b.value - e, b.value, b.value + e, BLACK, 12))
             }))
             .map_err(boxed)?;
         Ok(())

@@ -24,7 +24,10 @@ static REGISTERED: OnceLock<Result<String, String>> = OnceLock::new();
 
 /// Register the first usable font; returns its path.
 pub fn ensure() -> Result<String, PlotError> {
-    REGISTERED.get_or_init(find_and_register).clone().map_err(|tried| PlotError::NoFont { tried })
+    REGISTERED
+        .get_or_init(find_and_register)
+        .clone()
+        .map_err(|tried| PlotError::NoFont { tried })
 }
 
 fn find_and_register() -> Result<String, String> {

@@ -30,10 +30,18 @@ impl HeatMap {
             return Some("empty grid".into());
         }
         if self.values.len() != self.y_labels.len() {
-            return Some(format!("{} rows but {} row labels", self.values.len(), self.y_labels.len()));
+            return Some(format!(
+                "{} rows but {} row labels",
+                self.values.len(),
+                self.y_labels.len()
+            ));
         }
         if let Some(r) = self.values.iter().position(|r| r.len() != self.x_labels.len()) {
-            return Some(format!("row {r} has {} cells, expected {}", self.values[r].len(), self.x_labels.len()));
+            return Some(format!(
+                "row {r} has {} cells, expected {}",
+                self.values[r].len(),
+                self.x_labels.len()
+            ));
         }
         // NaN cells are allowed (drawn grey): CKA is undefined for a constant layer.
         None
@@ -45,7 +53,13 @@ impl HeatMap {
         }
         let vals = self.values.iter().flatten().filter(|v| v.is_finite());
         let (lo, hi) = vals.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
-        if lo > hi { (0.0, 1.0) } else if lo == hi { (lo - 0.5, hi + 0.5) } else { (lo, hi) }
+        if lo > hi {
+            (0.0, 1.0)
+        } else if lo == hi {
+            (lo - 0.5, hi + 0.5)
+        } else {
+            (lo, hi)
+        }
     }
 
     pub(crate) fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()>
@@ -93,13 +107,19 @@ impl HeatMap {
             .axis_desc_style((FAMILY, 14))
             .draw()
             .map_err(boxed)?;
-        let cells = self.values.iter().enumerate().flat_map(|(r, row)| {
-            row.iter().enumerate().map(move |(c, v)| (r, c, *v))
-        });
+        let cells = self
+            .values
+            .iter()
+            .enumerate()
+            .flat_map(|(r, row)| row.iter().enumerate().map(move |(c, v)| (r, c, *v)));
         let top = |r: usize| (ny - r) as f64;
         chart
             .draw_series(cells.clone().map(|(r, c, v)| {
-                let color = if v.is_finite() { colormap((v - lo) / (hi - lo)) } else { RGBColor(200, 200, 200) };
+                let color = if v.is_finite() {
+                    colormap((v - lo) / (hi - lo))
+                } else {
+                    RGBColor(200, 200, 200)
+                };
                 Rectangle::new([(c as f64, top(r)), (c as f64 + 1.0, top(r) - 1.0)], color.filled())
             }))
             .map_err(boxed)?;
@@ -124,9 +144,9 @@ impl HeatMap {
 }
 
 fn draw_scale<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, lo: f64, hi: f64) -> DrawResult<()>
-    where
-        DB::ErrorType: 'static,
-    {
+where
+    DB::ErrorType: 'static,
+{
     let mut chart = ChartBuilder::on(area)
         .margin_top(46)
         .margin_bottom(56)
@@ -168,5 +188,9 @@ pub(crate) fn colormap(t: f64) -> RGBColor {
     let i = (s.floor() as usize).min(A.len() - 2);
     let f = s - i as f64;
     let mix = |a: f64, b: f64| (a + (b - a) * f).round() as u8;
-    RGBColor(mix(A[i].0, A[i + 1].0), mix(A[i].1, A[i + 1].1), mix(A[i].2, A[i + 1].2))
+    RGBColor(
+        mix(A[i].0, A[i + 1].0),
+        mix(A[i].1, A[i + 1].1),
+        mix(A[i].2, A[i + 1].2),
+    )
 }

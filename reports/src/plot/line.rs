@@ -77,11 +77,18 @@ impl LineChart {
         let ticks = &self.x_ticks;
         let fmt_x = |x: &f64| -> String {
             if ticks.is_empty() {
-                return format!("{x:.3}").trim_end_matches('0').trim_end_matches('.').to_string();
+                return format!("{x:.3}")
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_string();
             }
             // Only named positions get a label: plotters picks tick positions itself, so label the ones that hit.
             let step = (x1 - x0) / 200.0;
-            ticks.iter().find(|(t, _)| (t - x).abs() <= step).map(|(_, s)| s.clone()).unwrap_or_default()
+            ticks
+                .iter()
+                .find(|(t, _)| (t - x).abs() <= step)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default()
         };
         let mut mesh = chart.configure_mesh();
         mesh.x_desc(&self.x_label)
@@ -108,7 +115,8 @@ impl LineChart {
                 .map_err(boxed)?;
             chart
                 .draw_series(pts.iter().filter_map(|p| {
-                    p.err.map(|e| ErrorBar::new_vertical(p.x, p.y - e, p.y, p.y + e, color.stroke_width(1), 10))
+                    p.err
+                        .map(|e| ErrorBar::new_vertical(p.x, p.y - e, p.y, p.y + e, color.stroke_width(1), 10))
                 }))
                 .map_err(boxed)?;
         }

@@ -54,7 +54,10 @@ impl Figure {
             Figure::Heat(f) => f.problem(),
         };
         match reason {
-            Some(reason) => Err(PlotError::Invalid { title: self.title().to_string(), reason }),
+            Some(reason) => Err(PlotError::Invalid {
+                title: self.title().to_string(),
+                reason,
+            }),
             None => Ok(()),
         }
     }
@@ -68,7 +71,10 @@ impl Figure {
             Figure::Bar(f) => f.draw(root),
             Figure::Heat(f) => f.draw(root),
         };
-        res.map_err(|e| PlotError::Draw { title: self.title().to_string(), reason: e.to_string() })
+        res.map_err(|e| PlotError::Draw {
+            title: self.title().to_string(),
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -87,7 +93,10 @@ pub fn render_svg_sized(fig: &Figure, size: (u32, u32)) -> Result<String, PlotEr
     {
         let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
         fig.draw(&root)?;
-        root.present().map_err(|e| PlotError::Draw { title: fig.title().to_string(), reason: e.to_string() })?;
+        root.present().map_err(|e| PlotError::Draw {
+            title: fig.title().to_string(),
+            reason: e.to_string(),
+        })?;
     }
     Ok(out)
 }
@@ -104,13 +113,21 @@ pub fn render_png_sized(fig: &Figure, (w, h): (u32, u32)) -> Result<Vec<u8>, Plo
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
         fig.draw(&root)?;
-        root.present().map_err(|e| PlotError::Draw { title: fig.title().to_string(), reason: e.to_string() })?;
+        root.present().map_err(|e| PlotError::Draw {
+            title: fig.title().to_string(),
+            reason: e.to_string(),
+        })?;
     }
-    let img = image::RgbImage::from_raw(w, h, rgb)
-        .ok_or_else(|| PlotError::Png { title: fig.title().to_string(), reason: "buffer size".into() })?;
+    let img = image::RgbImage::from_raw(w, h, rgb).ok_or_else(|| PlotError::Png {
+        title: fig.title().to_string(),
+        reason: "buffer size".into(),
+    })?;
     let mut png = std::io::Cursor::new(Vec::new());
     img.write_to(&mut png, image::ImageFormat::Png)
-        .map_err(|e| PlotError::Png { title: fig.title().to_string(), reason: e.to_string() })?;
+        .map_err(|e| PlotError::Png {
+            title: fig.title().to_string(),
+            reason: e.to_string(),
+        })?;
     Ok(png.into_inner())
 }
 
@@ -165,11 +182,26 @@ mod tests {
                 Series {
                     name: "last".into(),
                     points: vec![
-                        Point { x: 1.0, y: 0.9, err: Some(0.01) },
-                        Point { x: 2.0, y: 0.92, err: Some(0.02) },
+                        Point {
+                            x: 1.0,
+                            y: 0.9,
+                            err: Some(0.01),
+                        },
+                        Point {
+                            x: 2.0,
+                            y: 0.92,
+                            err: Some(0.02),
+                        },
                     ],
                 },
-                Series { name: "first".into(), points: vec![Point { x: 2.0, y: 0.88, err: None }] },
+                Series {
+                    name: "first".into(),
+                    points: vec![Point {
+                        x: 2.0,
+                        y: 0.88,
+                        err: None,
+                    }],
+                },
             ],
         })
     }
@@ -179,8 +211,16 @@ mod tests {
             title: "latency p50".into(),
             y_label: "ms".into(),
             bars: vec![
-                Bar { label: "1:1".into(), value: 2.0, err: Some(0.1) },
-                Bar { label: "2:1 last".into(), value: 1.5, err: None },
+                Bar {
+                    label: "1:1".into(),
+                    value: 2.0,
+                    err: Some(0.1),
+                },
+                Bar {
+                    label: "2:1 last".into(),
+                    value: 1.5,
+                    err: None,
+                },
             ],
         })
     }
@@ -252,7 +292,11 @@ mod tests {
         let nan = Figure::Bar(BarChart {
             title: "t".into(),
             y_label: String::new(),
-            bars: vec![Bar { label: "x".into(), value: f64::NAN, err: None }],
+            bars: vec![Bar {
+                label: "x".into(),
+                value: f64::NAN,
+                err: None,
+            }],
         });
         assert!(matches!(render_png(&nan), Err(PlotError::Invalid { .. })));
     }

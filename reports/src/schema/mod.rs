@@ -21,7 +21,11 @@ pub enum SchemaError {
     #[error("schema tag {tag:?} is not of the form ratio/<kind>/v<N>")]
     BadTag { tag: String },
     #[error("schema tag {tag:?} names kind {tag_kind:?} but the record says kind {kind:?}")]
-    KindMismatch { tag: String, tag_kind: String, kind: String },
+    KindMismatch {
+        tag: String,
+        tag_kind: String,
+        kind: String,
+    },
     #[error("record version v{found} of kind {kind:?} is not supported (this build reads v{supported})")]
     UnsupportedVersion { kind: String, found: u32, supported: u32 },
     #[error("expected a {expected:?} record, found {found:?}")]
@@ -91,7 +95,10 @@ pub fn parse_tag(tag: &str) -> Result<(String, u32), SchemaError> {
     let (Some("ratio"), Some(kind), Some(ver), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
     };
-    let version = ver.strip_prefix('v').and_then(|v| v.parse::<u32>().ok()).ok_or_else(bad)?;
+    let version = ver
+        .strip_prefix('v')
+        .and_then(|v| v.parse::<u32>().ok())
+        .ok_or_else(bad)?;
     if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         return Err(bad());
     }
@@ -124,7 +131,11 @@ impl Record {
         let r: Record = serde_json::from_str(text)?;
         let (tag_kind, _) = parse_tag(&r.schema)?;
         if tag_kind != r.kind {
-            return Err(SchemaError::KindMismatch { tag: r.schema.clone(), tag_kind, kind: r.kind.clone() });
+            return Err(SchemaError::KindMismatch {
+                tag: r.schema.clone(),
+                tag_kind,
+                kind: r.kind.clone(),
+            });
         }
         Ok(r)
     }
@@ -141,14 +152,23 @@ impl Record {
     /// The body as `B`, after checking kind and version.
     pub fn body_as<B: Body>(&self) -> Result<B, SchemaError> {
         if self.kind != B::KIND {
-            return Err(SchemaError::WrongKind { expected: B::KIND.to_string(), found: self.kind.clone() });
+            return Err(SchemaError::WrongKind {
+                expected: B::KIND.to_string(),
+                found: self.kind.clone(),
+            });
         }
         let found = self.version();
         if found != B::VERSION {
-            return Err(SchemaError::UnsupportedVersion { kind: self.kind.clone(), found, supported: B::VERSION });
+            return Err(SchemaError::UnsupportedVersion {
+                kind: self.kind.clone(),
+                found,
+                supported: B::VERSION,
+            });
         }
-        serde_json::from_value(self.body.clone())
-            .map_err(|source| SchemaError::Body { kind: self.kind.clone(), source })
+        serde_json::from_value(self.body.clone()).map_err(|source| SchemaError::Body {
+            kind: self.kind.clone(),
+            source,
+        })
     }
 }
 
@@ -173,7 +193,12 @@ pub fn rfc3339_from_unix(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]
@@ -189,8 +214,13 @@ mod tests {
     }
 
     fn record() -> Record {
-        Record::new(&Demo { x: 3 }, vec!["ratio".into(), "demo".into()], Provenance::default(), now_rfc3339())
-            .expect("demo body serializes")
+        Record::new(
+            &Demo { x: 3 },
+            vec!["ratio".into(), "demo".into()],
+            Provenance::default(),
+            now_rfc3339(),
+        )
+        .expect("demo body serializes")
     }
 
     #[test]
@@ -206,12 +236,21 @@ mod tests {
     fn record_rejects_bad_tags_and_mismatches() {
         let mut r = record();
         r.schema = "ratio/demo".into();
-        assert!(matches!(Record::from_json(&r.to_json_pretty()), Err(SchemaError::BadTag { .. })));
+        assert!(matches!(
+            Record::from_json(&r.to_json_pretty()),
+            Err(SchemaError::BadTag { .. })
+        ));
         r.schema = "ratio/other/v1".into();
-        assert!(matches!(Record::from_json(&r.to_json_pretty()), Err(SchemaError::KindMismatch { .. })));
+        assert!(matches!(
+            Record::from_json(&r.to_json_pretty()),
+            Err(SchemaError::KindMismatch { .. })
+        ));
         r.schema = "ratio/demo/v7".into();
         let r7 = Record::from_json(&r.to_json_pretty()).unwrap();
-        assert!(matches!(r7.body_as::<Demo>(), Err(SchemaError::UnsupportedVersion { found: 7, .. })));
+        assert!(matches!(
+            r7.body_as::<Demo>(),
+            Err(SchemaError::UnsupportedVersion { found: 7, .. })
+        ));
         assert!(matches!(Record::from_json("{\"schema\": 1"), Err(SchemaError::Json(_))));
     }
 

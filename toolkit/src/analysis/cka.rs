@@ -45,7 +45,10 @@ impl Features {
     }
 
     fn row_sq_norms(&self) -> Vec<f64> {
-        self.data.chunks_exact(self.dim.max(1)).map(|r| r.iter().map(|x| x * x).sum()).collect()
+        self.data
+            .chunks_exact(self.dim.max(1))
+            .map(|r| r.iter().map(|x| x * x).sum())
+            .collect()
     }
 
     /// K̃1 = X(Xᵀ1) − diag(K).
@@ -71,7 +74,10 @@ fn cross_frobenius_sq(x: &Features, y: &Features) -> f64 {
             if xi == 0.0 {
                 continue;
             }
-            xty[i * q..(i + 1) * q].iter_mut().zip(yr).for_each(|(s, &yj)| *s += xi * yj);
+            xty[i * q..(i + 1) * q]
+                .iter_mut()
+                .zip(yr)
+                .for_each(|(s, &yj)| *s += xi * yj);
         }
     }
     xty.iter().map(|v| v * v).sum()

@@ -16,8 +16,8 @@ use converters::ir::attr::NodeExt;
 use converters::ir::build::{self, Attr, GraphBuilder};
 use converters::proto::tensor_proto::DataType;
 use ndarray::{ArrayD, IxDyn};
-use rand::seq::index::sample;
 use rand::SeedableRng;
+use rand::seq::index::sample;
 use serde::Serialize;
 
 use crate::analysis::richness::{Batch, data_input};
@@ -25,7 +25,9 @@ use crate::runtime::{Feed, Runner, RuntimeConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LeakyError {
-    #[error("{model}: no LeakyRelu node; `ratio leaky` decomposes networks whose activations are LeakyRelu (make one with `ratio-convert --leaky A`)")]
+    #[error(
+        "{model}: no LeakyRelu node; `ratio leaky` decomposes networks whose activations are LeakyRelu (make one with `ratio-convert --leaky A`)"
+    )]
     NoLeakyRelu { model: String },
     #[error("{model}: LeakyRelu nodes use different alphas ({found}); the binomial mixture needs one alpha")]
     MixedAlpha { model: String, found: String },
@@ -33,7 +35,9 @@ pub enum LeakyError {
     AlphaMismatch { model: String, given: f32, found: f32 },
     #[error("alpha must lie strictly between 0 and 1, got {0}")]
     BadAlpha(f32),
-    #[error("{model}: node '{node}' ({op}) is not affine in its data input, so the ensemble identity would not hold: {why}")]
+    #[error(
+        "{model}: node '{node}' ({op}) is not affine in its data input, so the ensemble identity would not hold: {why}"
+    )]
     NotAffine {
         model: String,
         node: String,
@@ -48,9 +52,30 @@ pub enum LeakyError {
 
 /// Ops that are non-affine in their data input and cannot be frozen by recording a choice.
 const NON_AFFINE: [&str; 24] = [
-    "Softmax", "LogSoftmax", "Sigmoid", "Tanh", "Clip", "PRelu", "Elu", "Selu", "Celu", "HardSigmoid",
-    "HardSwish", "Gelu", "Erf", "Exp", "Log", "Sqrt", "Pow", "Abs", "Max", "Min", "GlobalMaxPool", "ReduceMax",
-    "ReduceMin", "LpNormalization",
+    "Softmax",
+    "LogSoftmax",
+    "Sigmoid",
+    "Tanh",
+    "Clip",
+    "PRelu",
+    "Elu",
+    "Selu",
+    "Celu",
+    "HardSigmoid",
+    "HardSwish",
+    "Gelu",
+    "Erf",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Pow",
+    "Abs",
+    "Max",
+    "Min",
+    "GlobalMaxPool",
+    "ReduceMax",
+    "ReduceMin",
+    "LpNormalization",
 ];
 
 /// The decomposition graph and the names needed to run it.
@@ -165,7 +190,12 @@ pub fn build_decomposition(model: &Model, alpha: Option<f32>) -> Result<Decompos
         let out0 = rename[&n.output[0]].clone();
         let mask = |b: &mut GraphBuilder| -> String {
             let gt = b.op("Greater", "leaky_decomp_gt", &[&n.input[0], &zero], vec![]);
-            b.op("Cast", "leaky_decomp_mask", &[&gt], vec![("to", Attr::Int(DataType::Float as i64))])
+            b.op(
+                "Cast",
+                "leaky_decomp_mask",
+                &[&gt],
+                vec![("to", Attr::Int(DataType::Float as i64))],
+            )
         };
         match op {
             "LeakyRelu" => {
@@ -176,14 +206,18 @@ pub fn build_decomposition(model: &Model, alpha: Option<f32>) -> Result<Decompos
                 let off = b.op("Sub", "leaky_decomp_off", &[&one, &sel], vec![]);
                 let gate = b.op("Add", "leaky_decomp_gate", &[&sd, &off], vec![]);
                 let nm = b.fresh(&format!("{}__gated", n.name_or_output()));
-                b.graph.node.push(build::node("Mul", &nm, &[&ins[0], &gate], &[&out0], vec![]));
+                b.graph
+                    .node
+                    .push(build::node("Mul", &nm, &[&ins[0], &gate], &[&out0], vec![]));
                 layers.push(n.name_or_output().to_string());
                 selectors.push(sel);
             }
             "Relu" => {
                 let d = mask(&mut b);
                 let nm = b.fresh(&format!("{}__gated", n.name_or_output()));
-                b.graph.node.push(build::node("Mul", &nm, &[&ins[0], &d], &[&out0], vec![]));
+                b.graph
+                    .node
+                    .push(build::node("Mul", &nm, &[&ins[0], &d], &[&out0], vec![]));
             }
             "MaxPool" => {
                 if n.get_i("storage_order").ok().flatten().unwrap_or(0) != 0 {
@@ -202,13 +236,23 @@ pub fn build_decomposition(model: &Model, alpha: Option<f32>) -> Result<Decompos
                 // ONNX Runtime's MaxPool indices are offsets into the whole flattened input (batch included).
                 let flat = b.op("Reshape", "leaky_decomp_flat", &[&ins[0], &flat_shape], vec![]);
                 let nm = b.fresh(&format!("{}__gated", n.name_or_output()));
-                b.graph.node.push(build::node("Gather", &nm, &[&flat, &indices], &[&out0], vec![("axis", Attr::Int(0))]));
+                b.graph.node.push(build::node(
+                    "Gather",
+                    &nm,
+                    &[&flat, &indices],
+                    &[&out0],
+                    vec![("axis", Attr::Int(0))],
+                ));
             }
             _ => {
                 let mut c = n.clone();
                 c.name = Some(b.fresh(&format!("{}__gated", n.name_or_output())));
                 c.input = ins;
-                c.output = n.output.iter().map(|o| rename.get(o).cloned().unwrap_or_default()).collect();
+                c.output = n
+                    .output
+                    .iter()
+                    .map(|o| rename.get(o).cloned().unwrap_or_default())
+                    .collect();
                 b.graph.node.push(c);
             }
         }
@@ -362,11 +406,20 @@ pub fn decompose(
             break;
         }
         let batch = batch?;
-        let n = batch.x.shape().first().copied().unwrap_or(0).min(opts.samples - seen as usize);
+        let n = batch
+            .x
+            .shape()
+            .first()
+            .copied()
+            .unwrap_or(0)
+            .min(opts.samples - seen as usize);
         if n == 0 {
             continue;
         }
-        let x = batch.x.slice_axis(ndarray::Axis(0), ndarray::Slice::from(0..n)).to_owned();
+        let x = batch
+            .x
+            .slice_axis(ndarray::Axis(0), ndarray::Slice::from(0..n))
+            .to_owned();
         let labels = batch.labels.as_ref().map(|v| &v[..n]);
         let mut y: Option<Vec<f32>> = None;
         let mut groups: Vec<Vec<f64>> = Vec::with_capacity(l + 1);
@@ -473,7 +526,9 @@ mod tests {
         let s = k_subsets(5, 2);
         assert_eq!(s.len(), 10);
         assert!(s.iter().all(|m| m.count_ones() == 2));
-        let weights: f64 = (0..=7).map(|k| binomial(7, k) as f64 * 0.3f64.powi(7 - k as i32) * 0.7f64.powi(k as i32)).sum();
+        let weights: f64 = (0..=7)
+            .map(|k| binomial(7, k) as f64 * 0.3f64.powi(7 - k as i32) * 0.7f64.powi(k as i32))
+            .sum();
         assert!((weights - 1.0).abs() < 1e-12);
     }
 

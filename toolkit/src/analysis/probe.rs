@@ -86,7 +86,10 @@ impl RidgeProbe {
                 for i in 0..a {
                     let ri = row[i];
                     if ri != 0.0 {
-                        self.gram[i * a + i..(i + 1) * a].iter_mut().zip(&row[i..]).for_each(|(g, rj)| *g += ri * rj);
+                        self.gram[i * a + i..(i + 1) * a]
+                            .iter_mut()
+                            .zip(&row[i..])
+                            .for_each(|(g, rj)| *g += ri * rj);
                     }
                     self.xty[i * self.classes + y as usize] += ri;
                 }
@@ -244,6 +247,9 @@ mod tests {
         assert!(matches!(e, ProbeError::TooFewSamples { classes: 3, .. }), "{e}");
         assert!(e.to_string().contains("--samples"));
         let mut p = RidgeProbe::new(4, 3, 1e-3, 9, 100);
-        assert_eq!(p.push(&x[..4], &[7], 0), Err(ProbeError::BadLabel { label: 7, classes: 3 }));
+        assert_eq!(
+            p.push(&x[..4], &[7], 0),
+            Err(ProbeError::BadLabel { label: 7, classes: 3 })
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! `ratio model NAME --out FILE`: build a reference CNN (or a converter pattern fixture) from the `models` crate
+//! `ratio model NAME -o FILE`: build a reference CNN (or a converter pattern fixture) from the `models` crate
 //! and write it as ONNX, atomically. `--list` names what can be built. The summary (text or `--json`) carries the
 //! written file's sha256, the full configuration and seed, and where it was built.
 
@@ -24,18 +24,21 @@ pub struct ModelArgs {
     /// What to build: resnet20, resnet56, vgg, densenet, plain, resnet50, or pattern:<fixture> (see --list).
     #[arg(required_unless_present = "list")]
     pub name: Option<String>,
-    /// Where to write the ONNX file (replaced atomically).
-    #[arg(long, short, required_unless_present = "list")]
-    pub out: Option<PathBuf>,
+    /// Where to write the ONNX file (written atomically).
+    #[arg(long, short, alias = "out", required_unless_present = "list")]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
     /// List buildable models and fixtures, then exit.
     #[arg(long)]
     pub list: bool,
     /// Input channels (3 for RGB, 1 for MNIST/digits).
-    #[arg(long, default_value_t = 3)]
-    pub in_channels: i64,
+    #[arg(long, alias = "in-channels", default_value_t = 3)]
+    pub channels: i64,
     /// Input height = width.
-    #[arg(long, default_value_t = 32)]
-    pub size: i64,
+    #[arg(long, alias = "size", default_value_t = 32)]
+    pub input_size: i64,
     #[arg(long, default_value_t = 10)]
     pub classes: i64,
     /// Width multiplier of every hidden layer.
@@ -89,12 +92,15 @@ pub fn run(args: ModelArgs) -> Result<ExitCode> {
         println!("fixtures: {}", fixtures.join(", "));
         return Ok(ExitCode::SUCCESS);
     }
-    let (Some(name), Some(out)) = (args.name.as_deref(), args.out.as_ref()) else {
-        bail!("give a model name and --out FILE, or --list");
+    let (Some(name), Some(out)) = (args.name.as_deref(), args.output.as_ref()) else {
+        bail!("give a model name and --output FILE, or --list");
     };
+    if out.exists() && !args.force {
+        bail!("{}: output exists; pass --force to overwrite", out.display());
+    }
     let cfg = ModelConfig {
-        in_channels: args.in_channels,
-        input_size: args.size,
+        in_channels: args.channels,
+        input_size: args.input_size,
         num_classes: args.classes,
         width: args.width,
         seed: args.seed,

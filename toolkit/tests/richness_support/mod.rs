@@ -25,7 +25,9 @@ pub fn cfg() -> RuntimeConfig {
 
 fn gunzip(path: &Path) -> Vec<u8> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut out).unwrap();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut out)
+        .unwrap();
     out
 }
 
@@ -34,7 +36,10 @@ pub fn mnist_test(n: usize) -> (Vec<f32>, Vec<u32>) {
     let images = gunzip(&shared("data/mnist/t10k-images.idx3-ubyte.gz"));
     let labels = gunzip(&shared("data/mnist/t10k-labels.idx1-ubyte.gz"));
     assert_eq!(&images[..4], &[0, 0, 8, 3]);
-    let x = images[16..16 + n * 784].iter().map(|&p| (p as f32 / 255.0 - 0.1307) / 0.3081).collect();
+    let x = images[16..16 + n * 784]
+        .iter()
+        .map(|&p| (p as f32 / 255.0 - 0.1307) / 0.3081)
+        .collect();
     let y = labels[8..8 + n].iter().map(|&l| l as u32).collect();
     (x, y)
 }
@@ -44,7 +49,9 @@ pub fn batches(x: &[f32], y: &[u32], size: usize) -> Vec<anyhow::Result<Batch>> 
         .zip(y.chunks(size))
         .map(|(xs, ys)| {
             Ok(Batch {
-                x: Array4::from_shape_vec((ys.len(), 1, 28, 28), xs.to_vec()).unwrap().into_dyn(),
+                x: Array4::from_shape_vec((ys.len(), 1, 28, 28), xs.to_vec())
+                    .unwrap()
+                    .into_dyn(),
                 labels: Some(ys.to_vec()),
             })
         })

@@ -61,7 +61,10 @@ fn forward_train(cx: &mut GradCx, n: &NodeProto) -> Result<bool> {
     }
     let g = geo(cx, n)?;
     if g.m < 2 {
-        return Err(unsupported(n, "training-mode BatchNorm needs more than one value per channel"));
+        return Err(unsupported(
+            n,
+            "training-mode BatchNorm needs more than one value per channel",
+        ));
     }
     let eps = n.get_f("epsilon")?.unwrap_or(1e-5);
     let momentum = n.get_f("momentum")?.unwrap_or(0.9);
@@ -80,7 +83,9 @@ fn forward_train(cx: &mut GradCx, n: &NodeProto) -> Result<bool> {
     let beta = cx.reshape(bias, &g.bshape);
     let scaled = cx.mul(&xhat, &gamma);
     let name = cx.b.fresh(&format!("{y}/bn_train"));
-    cx.b.graph.node.push(node("Add", &name, &[&scaled, &beta], &[&y], vec![]));
+    cx.b.graph
+        .node
+        .push(node("Add", &name, &[&scaled, &beta], &[&y], vec![]));
 
     let keep = cx.scalar(momentum);
     let take = cx.scalar(1.0 - momentum);

@@ -74,7 +74,10 @@ pub fn window(n: &NodeProto, input: &[i64], kernel: Vec<i64>, ceil_mode: bool) -
         }
         let span = input[i] + pads[i] + pads[i + r] - eff;
         if span < 0 {
-            return Err(shape_err(n, format!("window larger than padded input on spatial axis {i}")));
+            return Err(shape_err(
+                n,
+                format!("window larger than padded input on spatial axis {i}"),
+            ));
         }
         output[i] = if ceil_mode {
             let mut o = (span + strides[i] - 1) / strides[i] + 1;

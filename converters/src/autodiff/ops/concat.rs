@@ -55,11 +55,14 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
         sizes.push(cx.shape(n, i)?[ax]);
     }
     let s = cx.ints(&sizes);
-    let parts = cx
-        .b
-        .op_multi("Split", "concat_d", &[dy, &s], n.input.len(), vec![("axis", Attr::Int(ax as i64))]);
-    Ok(n
-        .input
+    let parts = cx.b.op_multi(
+        "Split",
+        "concat_d",
+        &[dy, &s],
+        n.input.len(),
+        vec![("axis", Attr::Int(ax as i64))],
+    );
+    Ok(n.input
         .iter()
         .zip(parts)
         .map(|(i, p)| cx.needs(i).then_some(p))

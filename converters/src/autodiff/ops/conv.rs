@@ -26,13 +26,19 @@ fn infer(n: &NodeProto, ins: &[Option<&ValInfo>]) -> Result<Vec<ValInfo>> {
     let x = input_info(n, ins, 0)?;
     let w = input_info(n, ins, 1)?;
     if x.shape.len() < 3 || w.shape.len() != x.shape.len() {
-        return Err(shape_err(n, format!("input {:?} and weight {:?} ranks differ", x.shape, w.shape)));
+        return Err(shape_err(
+            n,
+            format!("input {:?} and weight {:?} ranks differ", x.shape, w.shape),
+        ));
     }
     let group = n.get_i("group")?.unwrap_or(1);
     if x.shape[1] != w.shape[1] * group || w.shape[0] % group != 0 {
         return Err(shape_err(
             n,
-            format!("{} input channels do not match weight {:?} with group {group}", x.shape[1], w.shape),
+            format!(
+                "{} input channels do not match weight {:?} with group {group}",
+                x.shape[1], w.shape
+            ),
         ));
     }
     let win = window(n, &x.shape[2..], w.shape[2..].to_vec(), false)?;
@@ -78,19 +84,34 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
         let mut swap01 = vec![1, 0];
         swap01.extend(&spatial);
         let x2 = if group == 1 {
-            cx.op("Transpose", &format!("{base}_xT"), &[x], vec![("perm", Attr::Ints(swap01.clone()))])
+            cx.op(
+                "Transpose",
+                &format!("{base}_xT"),
+                &[x],
+                vec![("perm", Attr::Ints(swap01.clone()))],
+            )
         } else {
             let mut s5 = vec![nb, group, cg];
             s5.extend(&xs[2..]);
             let xr = cx.reshape(x, &s5);
             let mut perm = vec![2, 1, 0];
             perm.extend(spatial.iter().map(|a| a + 1));
-            let xt = cx.op("Transpose", &format!("{base}_xT"), &[&xr], vec![("perm", Attr::Ints(perm))]);
+            let xt = cx.op(
+                "Transpose",
+                &format!("{base}_xT"),
+                &[&xr],
+                vec![("perm", Attr::Ints(perm))],
+            );
             let mut s4 = vec![cg, group * nb];
             s4.extend(&xs[2..]);
             cx.reshape(&xt, &s4)
         };
-        let k = cx.op("Transpose", &format!("{base}_dyT"), &[dy], vec![("perm", Attr::Ints(swap01.clone()))]);
+        let k = cx.op(
+            "Transpose",
+            &format!("{base}_dyT"),
+            &[dy],
+            vec![("perm", Attr::Ints(swap01.clone()))],
+        );
         let dwt = cx.op(
             "Conv",
             &format!("{base}_dwT"),
@@ -116,7 +137,12 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
         } else {
             dwt
         };
-        let dw = cx.op("Transpose", &format!("{base}_dw"), &[&dwt], vec![("perm", Attr::Ints(swap01))]);
+        let dw = cx.op(
+            "Transpose",
+            &format!("{base}_dw"),
+            &[&dwt],
+            vec![("perm", Attr::Ints(swap01))],
+        );
         out[1] = Some(dw);
     }
 

@@ -27,10 +27,21 @@ fn infer(n: &NodeProto, ins: &[Option<&ValInfo>]) -> Result<Vec<ValInfo>> {
     }
     let ta = n.get_i("transA")?.unwrap_or(0) != 0;
     let tb = n.get_i("transB")?.unwrap_or(0) != 0;
-    let (m, k) = if ta { (a.shape[1], a.shape[0]) } else { (a.shape[0], a.shape[1]) };
-    let (k2, nn) = if tb { (b.shape[1], b.shape[0]) } else { (b.shape[0], b.shape[1]) };
+    let (m, k) = if ta {
+        (a.shape[1], a.shape[0])
+    } else {
+        (a.shape[0], a.shape[1])
+    };
+    let (k2, nn) = if tb {
+        (b.shape[1], b.shape[0])
+    } else {
+        (b.shape[0], b.shape[1])
+    };
     if k != k2 {
-        return Err(shape_err(n, format!("inner dims differ: {:?} vs {:?}", a.shape, b.shape)));
+        return Err(shape_err(
+            n,
+            format!("inner dims differ: {:?} vs {:?}", a.shape, b.shape),
+        ));
     }
     Ok(vec![ValInfo::float(vec![m, nn])])
 }

@@ -26,8 +26,7 @@ fn infer(n: &NodeProto, ins: &[Option<&ValInfo>]) -> Result<Vec<ValInfo>> {
     if a[ra - 1] != b[rb - 2] {
         return Err(shape_err(n, format!("inner dims differ: {a:?} vs {b:?}")));
     }
-    let mut shape =
-        broadcast(&a[..ra - 2], &b[..rb - 2]).ok_or_else(|| shape_err(n, "batch dims do not broadcast"))?;
+    let mut shape = broadcast(&a[..ra - 2], &b[..rb - 2]).ok_or_else(|| shape_err(n, "batch dims do not broadcast"))?;
     shape.extend([a[ra - 2], b[rb - 1]]);
     Ok(vec![ValInfo::float(shape)])
 }

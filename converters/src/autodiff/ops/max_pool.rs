@@ -136,7 +136,16 @@ fn place(cx: &mut GradCx, v: &str, dims: [i64; 4], s: [i64; 2], off: [i64; 2], t
     };
     cx.pad(
         &cut,
-        &[0, 0, off[0], off[1], 0, 0, target[0] - off[0] - lh, target[1] - off[1] - lw],
+        &[
+            0,
+            0,
+            off[0],
+            off[1],
+            0,
+            0,
+            target[0] - off[0] - lh,
+            target[1] - off[1] - lw,
+        ],
         None,
     )
 }

@@ -27,7 +27,13 @@ fn infer(n: &NodeProto, ins: &[Option<&ValInfo>]) -> Result<Vec<ValInfo>> {
     let mut shape: Vec<i64> = target
         .iter()
         .enumerate()
-        .map(|(i, &d)| if d == 0 && !allow_zero { x.shape.get(i).copied().unwrap_or(0) } else { d })
+        .map(|(i, &d)| {
+            if d == 0 && !allow_zero {
+                x.shape.get(i).copied().unwrap_or(0)
+            } else {
+                d
+            }
+        })
         .collect();
     let known: i64 = shape.iter().filter(|&&d| d != -1).product();
     if let Some(p) = shape.iter().position(|&d| d == -1) {

@@ -214,4 +214,3 @@ fn constant_of_shape_infer(n: &NodeProto, ins: &[Option<&ValInfo>]) -> Result<Ve
         ints: None,
     }])
 }
-

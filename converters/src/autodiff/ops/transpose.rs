@@ -50,5 +50,10 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
     for (i, &a) in p.iter().enumerate() {
         inv[a] = i as i64;
     }
-    Ok(vec![Some(cx.op("Transpose", "tr_dx", &[dy], vec![("perm", Attr::Ints(inv))]))])
+    Ok(vec![Some(cx.op(
+        "Transpose",
+        "tr_dx",
+        &[dy],
+        vec![("perm", Attr::Ints(inv))],
+    ))])
 }

@@ -79,7 +79,11 @@ impl NegativeMass {
     }
 
     pub fn value(&self) -> f64 {
-        if self.total == 0.0 { 0.0 } else { self.negative / self.total }
+        if self.total == 0.0 {
+            0.0
+        } else {
+            self.negative / self.total
+        }
     }
 }
 

@@ -52,7 +52,11 @@ pub fn data_input(model: &Model) -> Result<(String, String), RichnessError> {
         }
         _ => Err(RichnessError::Inputs {
             model: model.display_name(),
-            found: inputs.iter().filter_map(|v| v.name.clone()).collect::<Vec<_>>().join(", "),
+            found: inputs
+                .iter()
+                .filter_map(|v| v.name.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
         }),
     }
 }
@@ -105,7 +109,9 @@ impl ModelCapture {
     /// Run one batch through ONNX Runtime and return the fetched values (for timing runs apart from statistics).
     pub fn run(&mut self, batch: &Batch) -> Result<crate::runtime::Outputs, RichnessError> {
         let names: Vec<&str> = self.fetch.iter().map(String::as_str).collect();
-        Ok(self.runner.run_select(&[(self.input.as_str(), Feed::F32(batch.x.view()))], &names)?)
+        Ok(self
+            .runner
+            .run_select(&[(self.input.as_str(), Feed::F32(batch.x.view()))], &names)?)
     }
 
     /// Fold one batch's outputs into every layer's statistics (layers in parallel).

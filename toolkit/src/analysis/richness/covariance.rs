@@ -46,7 +46,10 @@ impl StreamingCov {
         let mut centred = vec![0.0f64; d];
         let mut bscatter = vec![0.0f64; d * d];
         for r in rows.chunks_exact(d) {
-            centred.iter_mut().zip(r.iter().zip(&bmean)).for_each(|(c, (&x, m))| *c = x as f64 - m);
+            centred
+                .iter_mut()
+                .zip(r.iter().zip(&bmean))
+                .for_each(|(c, (&x, m))| *c = x as f64 - m);
             for i in 0..d {
                 let ci = centred[i];
                 if ci == 0.0 {
@@ -138,7 +141,9 @@ mod tests {
         let n = 301;
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         // A large common offset is the case where naive Σx² formulas lose all digits.
-        let rows: Vec<f32> = (0..n * d).map(|i| 1000.0 + (i % d) as f32 + rng.random_range(-1.0..1.0)).collect();
+        let rows: Vec<f32> = (0..n * d)
+            .map(|i| 1000.0 + (i % d) as f32 + rng.random_range(-1.0..1.0))
+            .collect();
         let mut one = StreamingCov::new(d);
         one.push_rows(&rows);
         let mut streamed = StreamingCov::new(d);
@@ -153,7 +158,12 @@ mod tests {
         let reference = two_pass(&rows, d);
         let (a, b) = (one.covariance().unwrap(), streamed.covariance().unwrap());
         for k in 0..d * d {
-            assert!((a[k] - reference[k]).abs() < 1e-9, "one-shot {k}: {} vs {}", a[k], reference[k]);
+            assert!(
+                (a[k] - reference[k]).abs() < 1e-9,
+                "one-shot {k}: {} vs {}",
+                a[k],
+                reference[k]
+            );
             assert!((b[k] - a[k]).abs() < 1e-9, "streamed {k}: {} vs {}", b[k], a[k]);
         }
         let mut merged = StreamingCov::new(d);

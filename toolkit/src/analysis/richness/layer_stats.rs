@@ -139,13 +139,24 @@ impl LayerAccum {
                 self.activity = Some(ActivityStats::new(c));
             }
             if opts.probe && labels.is_some() {
-                self.probe = Some(RidgeProbe::new(c, opts.classes, opts.ridge, opts.seed, opts.probe_max_test));
+                self.probe = Some(RidgeProbe::new(
+                    c,
+                    opts.classes,
+                    opts.ridge,
+                    opts.seed,
+                    opts.probe_max_test,
+                ));
             }
         } else if (c, s) != (self.channels, self.spatial) {
             return Err(RichnessError::LayerShape {
                 model: model.to_string(),
                 layer: self.layer.name.clone(),
-                shape: format!("{:?} (earlier batches had {} channels × {} positions)", out.shape(), self.channels, self.spatial),
+                shape: format!(
+                    "{:?} (earlier batches had {} channels × {} positions)",
+                    out.shape(),
+                    self.channels,
+                    self.spatial
+                ),
             });
         }
         let out = out.as_standard_layout();
@@ -163,7 +174,8 @@ impl LayerAccum {
             for i in 0..n {
                 let sample = &data[i * c * s..(i + 1) * c * s];
                 for j in 0..opts.positions {
-                    let pos = (split_hash(opts.seed ^ 0xa5a5, (first_index + i as u64) * 1024 + j as u64) % s as u64) as usize;
+                    let pos = (split_hash(opts.seed ^ 0xa5a5, (first_index + i as u64) * 1024 + j as u64) % s as u64)
+                        as usize;
                     rows.extend((0..c).map(|ch| sample[ch * s + pos]));
                 }
             }
@@ -178,11 +190,13 @@ impl LayerAccum {
             self.negative.push(pre.as_slice().unwrap_or(&[]));
         }
         if let (Some(probe), Some(labels)) = (&mut self.probe, labels) {
-            probe.push(&pooled, labels, first_index).map_err(|source| RichnessError::Probe {
-                model: model.to_string(),
-                layer: self.layer.name.clone(),
-                source,
-            })?;
+            probe
+                .push(&pooled, labels, first_index)
+                .map_err(|source| RichnessError::Probe {
+                    model: model.to_string(),
+                    layer: self.layer.name.clone(),
+                    source,
+                })?;
         }
         let keep = opts.cka_samples.saturating_sub(self.samples as usize).min(n);
         self.cka_rows.extend_from_slice(&pooled[..keep * c]);

@@ -30,7 +30,12 @@ impl LayerSelect {
                 .map(LayerSelect::Regex)
                 .map_err(|e| format!("bad --layers regex '{re}': {e}"));
         }
-        Ok(LayerSelect::Names(s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()))
+        Ok(LayerSelect::Names(
+            s.split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect(),
+        ))
     }
 }
 
@@ -100,7 +105,11 @@ pub fn select_layers(model: &Model, select: &LayerSelect) -> Result<Vec<Layer>, 
             let mut missing = Vec::new();
             let mut found = Vec::new();
             for name in names {
-                match g.node.iter().find(|n| n.name_or_output() == name || n.output.iter().any(|o| o == name)) {
+                match g
+                    .node
+                    .iter()
+                    .find(|n| n.name_or_output() == name || n.output.iter().any(|o| o == name))
+                {
                     Some(n) => found.extend(layer_of(g, &ix, n)),
                     None => missing.push(format!("'{name}'")),
                 }

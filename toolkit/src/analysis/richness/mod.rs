@@ -102,7 +102,11 @@ pub fn analyze(
     let mut reports = Vec::with_capacity(models.len());
     for (m, t) in models.iter().zip(&times) {
         let start = Instant::now();
-        let layers = m.accs.iter().map(|a| a.finish(&m.name)).collect::<Result<Vec<_>, _>>()?;
+        let layers = m
+            .accs
+            .iter()
+            .map(|a| a.finish(&m.name))
+            .collect::<Result<Vec<_>, _>>()?;
         reports.push(ModelRichness {
             name: m.name.clone(),
             sha256: m.sha256.clone(),
@@ -118,7 +122,10 @@ pub fn analyze(
     } else if models.len() == 1 {
         vec![cka_matrix(&models[0], &models[0])?]
     } else {
-        models[1..].iter().map(|m| cka_matrix(&models[0], m)).collect::<Result<_, _>>()?
+        models[1..]
+            .iter()
+            .map(|m| cka_matrix(&models[0], m))
+            .collect::<Result<_, _>>()?
     };
     Ok(RichnessRun {
         samples: seen,
@@ -131,7 +138,10 @@ pub fn analyze(
 fn truncate(mut batch: Batch, take: usize) -> Batch {
     let n = batch.x.shape().first().copied().unwrap_or(0);
     if take < n {
-        batch.x = batch.x.slice_axis(ndarray::Axis(0), ndarray::Slice::from(0..take)).to_owned();
+        batch.x = batch
+            .x
+            .slice_axis(ndarray::Axis(0), ndarray::Slice::from(0..take))
+            .to_owned();
         if let Some(l) = &mut batch.labels {
             l.truncate(take);
         }
@@ -142,7 +152,10 @@ fn truncate(mut batch: Batch, take: usize) -> Batch {
 fn cka_matrix(left: &ModelCapture, right: &ModelCapture) -> Result<CkaMatrix, RichnessError> {
     use rayon::prelude::*;
     let feats = |m: &ModelCapture| -> Vec<Features> {
-        m.accs.iter().map(|a| Features::from_rows(&a.cka_rows, a.channels())).collect()
+        m.accs
+            .iter()
+            .map(|a| Features::from_rows(&a.cka_rows, a.channels()))
+            .collect()
     };
     let (lf, rf) = (feats(left), feats(right));
     let n = lf.first().map(|f| f.n).unwrap_or(0);
@@ -211,5 +224,9 @@ pub fn negative_mass_scores_from_batches(
     if seen == 0 {
         return Err(RichnessError::NoSamples.into());
     }
-    Ok(cap.accs.iter().map(|a| (a.layer.name.clone(), a.negative_mass())).collect())
+    Ok(cap
+        .accs
+        .iter()
+        .map(|a| (a.layer.name.clone(), a.negative_mass()))
+        .collect())
 }
