@@ -164,8 +164,8 @@ pub fn inception_block() -> ModelProto {
 }
 
 /// ShuffleNet-V2 stride-1 unit on [N, 24, 8, 8]: Split into two halves, branch2 = 1×1-BN-ReLU, 3×3 depthwise-BN
-/// (no ReLU), 1×1-BN-ReLU, Concat with the untouched half, then channel shuffle as Reshape [-1,2,12,8,8] →
-/// Transpose [0,2,1,3,4] → Reshape [-1,24,8,8] (shape constants as int64 initializers).
+/// (no ReLU), 1×1-BN-ReLU, Concat with the untouched half, then channel shuffle as Reshape `[-1,2,12,8,8]` →
+/// Transpose `[0,2,1,3,4]` → Reshape `[-1,24,8,8]` (shape constants as int64 initializers).
 ///
 /// Expect 2 Relu slots: `branch2.2` ← `branch2.0`, `branch2.7` ← `branch2.5`. The depthwise `branch2.3` feeds
 /// no activation directly (it reaches `branch2.7` only through the 1×1 conv `branch2.5`).
@@ -238,7 +238,7 @@ pub fn preact_resnet_block() -> ModelProto {
 }
 
 /// A classifier on [N, 1, 8, 8] flattened the way legacy torch exports `x.view(x.size(0), -1)`:
-/// Shape → Gather(0) → Unsqueeze(axes=[0]) → Concat with [-1] → Reshape, then fc1-Relu-fc2.
+/// Shape → Gather(0) → `Unsqueeze(axes=[0])` → Concat with `[-1]` → Reshape, then fc1-Relu-fc2.
 ///
 /// Expect 2 Relu slots: `relu` ← `conv` (3×3 with bias, no BN) and `fc_relu` ← `fc1` (a Gemm, no conv). The
 /// Shape/Gather chain is int64 bookkeeping that must not be mistaken for a producer. Output `logits` [N, 10].
