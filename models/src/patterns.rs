@@ -172,15 +172,15 @@ pub fn inception_block() -> ModelProto {
 pub fn shufflenet_channel_shuffle() -> ModelProto {
     let mut net = net("shufflenet_channel_shuffle", 24, 8, 105);
     let split = net.param_i64("split.sizes", &[2], &[12, 12]);
-    let (x1, x2) = (net.fresh("split.0"), net.fresh("split.1"));
+    let (x1, x2) = ("split.0", "split.1");
     net.node_to(
         "Split",
         "split",
         &[INPUT, &split],
-        &[&x1, &x2],
+        &[x1, x2],
         vec![("axis", Attr::Int(1))],
     );
-    let h = net.conv("branch2.0", &x2, ConvShape::new(12, 12, 1));
+    let h = net.conv("branch2.0", x2, ConvShape::new(12, 12, 1));
     let h = net.bn("branch2.1", &h, 12);
     let h = net.relu("branch2.2", &h);
     let h = net.conv("branch2.3", &h, ConvShape::new(12, 12, 3).groups(12));
@@ -188,7 +188,7 @@ pub fn shufflenet_channel_shuffle() -> ModelProto {
     let h = net.conv("branch2.5", &h, ConvShape::new(12, 12, 1));
     let h = net.bn("branch2.6", &h, 12);
     let h = net.relu("branch2.7", &h);
-    let h = net.concat("concat", &[&x1, &h]);
+    let h = net.concat("concat", &[x1, &h]);
     let s1 = net.param_i64("shuffle.shape1", &[5], &[-1, 2, 12, 8, 8]);
     let h = net.node("Reshape", "shuffle.reshape1", &[&h, &s1], vec![]);
     let h = net.node(
