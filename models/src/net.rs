@@ -80,7 +80,10 @@ impl Net {
             random_bn: cfg.random_bn_stats,
             meta: vec![
                 ("ratio.model".into(), graph_name.into()),
-                ("ratio.model.config".into(), format!("{cfg:?}")),
+                (
+                    "ratio.model.config".into(),
+                    serde_json::to_string(cfg).expect("a config of numbers and bools serializes"),
+                ),
             ],
         }
     }

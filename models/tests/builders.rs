@@ -425,6 +425,25 @@ fn registry_names_and_errors() {
 }
 
 #[test]
+fn built_models_record_their_name_and_config() {
+    let cfg = ModelConfig::new(1, 28, 10).with_seed(42).with_width(0.5);
+    for name in names() {
+        let m = by_name(name, &cfg).unwrap();
+        let meta = |key: &str| {
+            m.metadata_props
+                .iter()
+                .find(|e| e.key.as_deref() == Some(key))
+                .and_then(|e| e.value.clone())
+                .unwrap_or_else(|| panic!("{name}: no {key}"))
+        };
+        assert_eq!(meta("ratio.model"), *name);
+        let back: ModelConfig = serde_json::from_str(&meta("ratio.model.config")).unwrap();
+        assert_eq!(back, cfg, "{name}");
+        assert_eq!(m.producer_name.as_deref(), Some("ratio-models"));
+    }
+}
+
+#[test]
 fn width_multiplier_scales_channels() {
     let m = resnet20(&cifar().with_width(2.0)).unwrap();
     let g = m.graph.as_ref().unwrap();
