@@ -21,7 +21,8 @@ const PATTERN: &str = "pattern:";
 
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
-    /// What to build: resnet20, resnet56, vgg, densenet, plain, resnet50, or pattern:<fixture> (see --list).
+    /// What to build: resnet20, resnet56, vgg, densenet, plain, resnet50, or pattern:<fixture> (see --list;
+    /// fixtures have fixed shapes and seeds, so the size, width and seed options do not apply to them).
     #[arg(required_unless_present = "list")]
     pub name: Option<String>,
     /// Where to write the ONNX file (written atomically).
