@@ -22,7 +22,11 @@ fn runner(what: &str, m: &ModelProto) -> Runner {
 /// The image input's shape with the symbolic batch set to `n`.
 fn input_dims(m: &ModelProto, n: usize) -> Vec<usize> {
     let g = m.graph.as_ref().unwrap();
-    value_info_dims(&g.input[0]).unwrap().iter().map(|d| d.map_or(n, |v| v as usize)).collect()
+    value_info_dims(&g.input[0])
+        .unwrap()
+        .iter()
+        .map(|d| d.map_or(n, |v| v as usize))
+        .collect()
 }
 
 fn random(dims: &[usize], seed: u64) -> ArrayD<f32> {
@@ -58,7 +62,10 @@ fn assert_close(what: &str, a: &ArrayD<f32>, b: &[f32], tol: f32) {
 
 #[test]
 fn registry_models_run_in_ort_and_match_the_reference() {
-    let cfg = ModelConfig::new(3, 16, 7).with_width(0.25).with_random_bn_stats(true).with_seed(4);
+    let cfg = ModelConfig::new(3, 16, 7)
+        .with_width(0.25)
+        .with_random_bn_stats(true)
+        .with_seed(4);
     for name in names() {
         let m = by_name(name, &cfg).unwrap();
         let x = random(&input_dims(&m, 2), 1);
@@ -66,8 +73,11 @@ fn registry_models_run_in_ort_and_match_the_reference() {
         let (out, logits) = &ort[0];
         assert_eq!(out, "logits");
         assert_eq!(logits.shape(), [2, 7], "{name}");
-        let refr = reference::run(&m, &[("input", reference::T::new(x.shape(), x.iter().copied().collect()))])
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let refr = reference::run(
+            &m,
+            &[("input", reference::T::new(x.shape(), x.iter().copied().collect()))],
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_close(&format!("{name} ORT vs reference"), logits, &refr["logits"].data, 1e-4);
     }
 }
@@ -83,7 +93,12 @@ fn folded_models_compute_the_same_logits_in_ort() {
         let a = run_ort(name, &kept, &x);
         let b = run_ort(name, &folded, &x);
         assert_eq!(a[0].1.shape(), [4, 10]);
-        assert_close(&format!("{name} kept vs folded"), &a[0].1, b[0].1.as_slice().unwrap(), 1e-4);
+        assert_close(
+            &format!("{name} kept vs folded"),
+            &a[0].1,
+            b[0].1.as_slice().unwrap(),
+            1e-4,
+        );
     }
 }
 
@@ -108,9 +123,18 @@ fn pattern_fixtures_run_in_ort_and_match_the_reference() {
         let refr = reference::run(&m, &[("input", reference::T::new(&dims, x.iter().copied().collect()))])
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         for (out, v) in &ort {
-            let declared = m.graph.as_ref().unwrap().output.iter().find(|o| o.name.as_deref() == Some(out));
-            let want: Vec<usize> =
-                value_info_dims(declared.unwrap()).unwrap().iter().map(|d| d.map_or(2, |v| v as usize)).collect();
+            let declared = m
+                .graph
+                .as_ref()
+                .unwrap()
+                .output
+                .iter()
+                .find(|o| o.name.as_deref() == Some(out));
+            let want: Vec<usize> = value_info_dims(declared.unwrap())
+                .unwrap()
+                .iter()
+                .map(|d| d.map_or(2, |v| v as usize))
+                .collect();
             assert_eq!(v.shape(), want.as_slice(), "{name}: {out}");
             assert_close(&format!("{name}: {out} ORT vs reference"), v, &refr[out].data, 1e-4);
         }
