@@ -35,7 +35,8 @@ fn policy(ratio: &str, scope: Scope, keep: Keep) -> Policy {
 #[test]
 fn fixtures_have_the_documented_slots() {
     let relu = &[ActKind::Relu][..];
-    let cases: Vec<(&str, &[ActKind], Vec<(&str, Vec<&str>)>)> = vec![
+    type Case<'a> = (&'a str, &'a [ActKind], Vec<(&'a str, Vec<&'a str>)>);
+    let cases: Vec<Case> = vec![
         (
             "resnext_block",
             relu,
@@ -373,7 +374,7 @@ fn plan_json_round_trip_and_hand_edit_apply_exactly() {
     let flip_name = plan.slots[flip].name.clone();
     let edited = apply_plan(&m, &plan);
     // The per-scope count no longer equals the policy: applying must refuse rather than silently differ.
-    let err = edited.err().expect("count check");
+    let err = edited.expect_err("count check");
     assert!(err.to_string().contains("kept"), "{err}");
     // Updating the scope counts makes it a consistent plan, applied exactly.
     let label = converters::plan::scope_label(plan.scope, &plan.slots[flip]);
