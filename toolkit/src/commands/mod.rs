@@ -6,9 +6,11 @@ pub mod data;
 pub mod eval;
 pub mod finetune;
 pub mod inspect;
+pub mod leaky;
 pub mod model;
 pub mod train;
 pub mod report;
+pub mod richness;
 pub mod sweep;
 
 /// Print an error chain as `error: top` + `  caused by: …` lines and pick the exit code: a broken pipe is a

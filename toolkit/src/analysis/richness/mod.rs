@@ -11,6 +11,7 @@ pub mod error;
 pub mod layer_stats;
 pub mod layers;
 pub mod patterns;
+pub mod source;
 
 use std::collections::HashMap;
 use std::time::Instant;
