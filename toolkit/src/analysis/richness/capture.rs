@@ -96,7 +96,7 @@ impl ModelCapture {
         let axes = b.init_i64("richness_axes", &[1], &[2]);
         for l in &layers {
             neg_sums.push(l.act_input.as_ref().map(|x| {
-                let mut plane_sum = |b: &mut GraphBuilder, v: &str, base: &str| {
+                let plane_sum = |b: &mut GraphBuilder, v: &str, base: &str| {
                     let ncs = b.op("Reshape", "richness_ncs", &[v, &to_ncs], vec![]);
                     if opset >= 13 {
                         b.op("ReduceSum", base, &[&ncs, &axes], vec![("keepdims", Attr::Int(0))])
