@@ -8,10 +8,10 @@ pub mod finetune;
 pub mod inspect;
 pub mod leaky;
 pub mod model;
+pub mod train;
 pub mod report;
 pub mod richness;
 pub mod sweep;
-pub mod train;
 
 /// Print an error chain as `error: top` + `  caused by: …` lines and pick the exit code: a broken pipe is a
 /// clean exit, anything else exits 2.
