@@ -164,10 +164,10 @@ pub fn detect(g: &GraphProto, kinds: &[ActKind]) -> Structure {
             role,
         });
     }
-    if let Some(first) = slots.iter_mut().find(|s| s.role == Role::Body) {
-        if first.depth == 0 {
-            first.role = Role::Stem;
-        }
+    if let Some(first) = slots.iter_mut().find(|s| s.role == Role::Body)
+        && first.depth == 0
+    {
+        first.role = Role::Stem;
     }
 
     // Renumber blocks and stages densely so that indices run 0.. over the ones that hold slots.

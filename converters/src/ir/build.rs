@@ -20,6 +20,8 @@ pub const IR_VERSION: i64 = 8;
 pub const OPSET: i64 = 17;
 
 /// An attribute value, for the `node` constructor.
+// Values live only until `attr` turns them into protos, so the size gap to `Tensor` costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Attr {
     Int(i64),
