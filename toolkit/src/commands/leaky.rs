@@ -61,7 +61,15 @@ pub fn run(args: LeakyArgs) -> Result<ExitCode> {
         .find(|v| v.name.as_deref() == Some(input.as_str()))
         .and_then(converters::ir::build::value_info_dims)
         .unwrap_or_default();
-    let source = open_source(&args.data, &args.preset, args.split, args.batch, args.samples, &input, &dims)?;
+    let source = open_source(
+        &args.data,
+        &args.preset,
+        args.split,
+        args.batch,
+        args.samples,
+        &input,
+        &dims,
+    )?;
     let data = source.data.clone();
     let config = RuntimeConfig {
         intra_threads: args.threads,
@@ -84,7 +92,12 @@ pub fn run(args: LeakyArgs) -> Result<ExitCode> {
             ("preset_fingerprint", serde_json::json!(data.preset_fingerprint)),
         ],
     );
-    let mut record = Record::new(&body, std::env::args().collect(), provenance, reports::schema::now_rfc3339())?;
+    let mut record = Record::new(
+        &body,
+        std::env::args().collect(),
+        provenance,
+        reports::schema::now_rfc3339(),
+    )?;
     record.inputs = vec![FileRef {
         path: args.model.display().to_string(),
         sha256: sha,
@@ -116,7 +129,11 @@ fn print_table(b: &LeakyBody, record: &Record) {
         &b.sha256[..b.sha256.len().min(12)],
         b.layers.len(),
         b.alpha,
-        if b.exact { "exact enumeration" } else { "sampled subnetworks" },
+        if b.exact {
+            "exact enumeration"
+        } else {
+            "sampled subnetworks"
+        },
         b.samples,
         opt(b.leaky_accuracy)
     );

@@ -6,8 +6,10 @@ pub mod data;
 pub mod eval;
 pub mod finetune;
 pub mod inspect;
+pub mod leaky;
 pub mod model;
 pub mod report;
+pub mod richness;
 pub mod sweep;
 pub mod train;
 

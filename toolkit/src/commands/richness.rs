@@ -93,7 +93,15 @@ pub fn run(args: RichnessArgs) -> Result<ExitCode> {
         models.push(ModelCapture::new(&model, sha, &select, &config)?);
     }
     let (input_name, dims) = first_input.context("no model given")?;
-    let source = open_source(&args.data, &args.preset, args.split, args.batch, args.samples, &input_name, &dims)?;
+    let source = open_source(
+        &args.data,
+        &args.preset,
+        args.split,
+        args.batch,
+        args.samples,
+        &input_name,
+        &dims,
+    )?;
     let data = source.data.clone();
     let opts = RichnessOptions {
         samples: args.samples,
@@ -116,7 +124,10 @@ pub fn run(args: RichnessArgs) -> Result<ExitCode> {
         models: run.models,
         cka: run.cka,
     };
-    let ort_version = models.first().map(|m| m.runner().ort_version().to_string()).unwrap_or_default();
+    let ort_version = models
+        .first()
+        .map(|m| m.runner().ort_version().to_string())
+        .unwrap_or_default();
     let provenance = record_provenance(
         &ort_version,
         [
@@ -130,7 +141,12 @@ pub fn run(args: RichnessArgs) -> Result<ExitCode> {
     if let Some(dir) = &args.plots {
         outputs.extend(write_plots(dir, &body)?);
     }
-    let mut record = Record::new(&body, std::env::args().collect(), provenance, reports::schema::now_rfc3339())?;
+    let mut record = Record::new(
+        &body,
+        std::env::args().collect(),
+        provenance,
+        reports::schema::now_rfc3339(),
+    )?;
     record.inputs = inputs;
     record.outputs = outputs;
     let to_stdout = args.json.as_deref() == Some(Path::new("-"));
@@ -227,7 +243,20 @@ fn print_table(body: &RichnessBody, record: &Record) {
 fn print_layers(m: &ModelRichness) {
     println!(
         "{:>3} {:<40} {:<9} {:>5} {:>6} {:>6} {:>6} {:>8} {:>6} {:>6} {:>7} {:>7} {:>7} {:>6}",
-        "#", "layer", "op", "C", "dead", "sparse", "negm", "patterns", "H bits", "pos-H", "effrank", "PR", "sp-effr", "probe"
+        "#",
+        "layer",
+        "op",
+        "C",
+        "dead",
+        "sparse",
+        "negm",
+        "patterns",
+        "H bits",
+        "pos-H",
+        "effrank",
+        "PR",
+        "sp-effr",
+        "probe"
     );
     for l in &m.layers {
         let name = tail(&l.name, 40);
@@ -263,7 +292,11 @@ fn print_cka(c: &CkaMatrix) {
         return;
     }
     for (i, l) in c.left_layers.iter().enumerate() {
-        let j = c.right_layers.iter().position(|r| r == l).or((i < c.right_layers.len()).then_some(i));
+        let j = c
+            .right_layers
+            .iter()
+            .position(|r| r == l)
+            .or((i < c.right_layers.len()).then_some(i));
         if let Some(j) = j {
             let best = (0..c.right_layers.len())
                 .filter_map(|k| c.values[i][k].map(|v| (k, v)))
@@ -273,7 +306,8 @@ fn print_cka(c: &CkaMatrix) {
                 tail(l, 40),
                 tail(&c.right_layers[j], 40),
                 opt(c.values[i][j], 4),
-                best.map(|(k, v)| format!("{} ({v:.4})", c.right_layers[k])).unwrap_or_else(|| "-".into())
+                best.map(|(k, v)| format!("{} ({v:.4})", c.right_layers[k]))
+                    .unwrap_or_else(|| "-".into())
             );
         }
     }

@@ -78,6 +78,12 @@ impl NegativeMass {
         }
     }
 
+    /// Add sums reduced elsewhere (inside the ONNX graph).
+    pub fn add(&mut self, negative: f64, total: f64) {
+        self.negative += negative;
+        self.total += total;
+    }
+
     pub fn value(&self) -> f64 {
         if self.total == 0.0 {
             0.0

@@ -12,6 +12,8 @@ use super::error::RichnessError;
 use super::layer_stats::{LayerAccum, RichnessOptions};
 use super::layers::{LayerSelect, select_layers};
 use crate::runtime::{Feed, Runner, RuntimeConfig, fmt_dims};
+use converters::ir::build::{Attr, GraphBuilder};
+use converters::proto::tensor_proto::DataType;
 
 /// One batch: inputs `[N, …]` and, when known, labels.
 #[derive(Debug, Clone)]
@@ -30,6 +32,8 @@ pub struct ModelCapture {
     /// The model's own first output (logits), for accuracy next to the richness numbers.
     logits: Option<String>,
     fetch: Vec<String>,
+    /// Per layer: the `[N, C]` outputs Σ relu(−x) and Σ|x| (over positions) of the rectifier input.
+    neg_sums: Vec<Option<(String, String)>>,
     pub accs: Vec<LayerAccum>,
     pub correct: u64,
     pub scored: u64,
@@ -73,10 +77,8 @@ impl ModelCapture {
         let logits = model.graph().output.first().and_then(|o| o.name.clone());
         let mut fetch: Vec<String> = Vec::new();
         for l in &layers {
-            for v in std::iter::once(&l.output).chain(l.act_input.as_ref()) {
-                if !fetch.contains(v) {
-                    fetch.push(v.clone());
-                }
+            if !fetch.contains(&l.output) {
+                fetch.push(l.output.clone());
             }
         }
         let mut exposed = model.clone();
@@ -84,6 +86,44 @@ impl ModelCapture {
             model: model.display_name(),
             reason: e.to_string(),
         })?;
+        // Negative mass is reduced inside the graph to per-(sample, channel) sums of relu(−x) and |x| over the
+        // spatial positions: exporting each pre-activation would copy a second full tensor per layer out of ONNX
+        // Runtime. The f32 partial sums stay short (one plane); the rest is summed in f64 here.
+        let opset = exposed.opset();
+        let mut b = GraphBuilder::from_graph(std::mem::take(exposed.graph_mut()));
+        let mut neg_sums = Vec::with_capacity(layers.len());
+        let to_ncs = b.init_i64("richness_ncs_shape", &[3], &[0, 0, -1]);
+        let axes = b.init_i64("richness_axes", &[1], &[2]);
+        for l in &layers {
+            neg_sums.push(l.act_input.as_ref().map(|x| {
+                let plane_sum = |b: &mut GraphBuilder, v: &str, base: &str| {
+                    let ncs = b.op("Reshape", "richness_ncs", &[v, &to_ncs], vec![]);
+                    if opset >= 13 {
+                        b.op("ReduceSum", base, &[&ncs, &axes], vec![("keepdims", Attr::Int(0))])
+                    } else {
+                        b.op(
+                            "ReduceSum",
+                            base,
+                            &[&ncs],
+                            vec![("axes", Attr::Ints(vec![2])), ("keepdims", Attr::Int(0))],
+                        )
+                    }
+                };
+                let neg = b.op("Neg", "richness_neg", &[x], vec![]);
+                let part = b.op("Relu", "richness_negpart", &[&neg], vec![]);
+                let s_neg = plane_sum(&mut b, &part, "richness_negsum");
+                let abs = b.op("Abs", "richness_abs", &[x], vec![]);
+                let s_abs = plane_sum(&mut b, &abs, "richness_abssum");
+                (s_neg, s_abs)
+            }));
+        }
+        for (s_neg, s_abs) in neg_sums.iter().flatten() {
+            for name in [s_neg, s_abs] {
+                b.output(name, DataType::Float, &[None, None]);
+                fetch.push(name.clone());
+            }
+        }
+        *exposed.graph_mut() = b.finish();
         let runner = Runner::from_model(&exposed, config)?;
         if let Some(l) = &logits {
             fetch.push(l.clone());
@@ -96,6 +136,7 @@ impl ModelCapture {
             input_signature,
             logits,
             fetch,
+            neg_sums,
             accs: layers.into_iter().map(LayerAccum::new).collect(),
             correct: 0,
             scored: 0,
@@ -114,6 +155,15 @@ impl ModelCapture {
             .run_select(&[(self.input.as_str(), Feed::F32(batch.x.view()))], &names)?)
     }
 
+    /// Layer `i`'s (negative, total) pre-activation L1 mass in this batch's outputs, for rectifier layers.
+    pub fn negative_sums(&self, out: &crate::runtime::Outputs, i: usize) -> Result<Option<(f64, f64)>, RichnessError> {
+        let scalar = |name: &str| -> Result<f64, RichnessError> { Ok(out.get(name)?.iter().map(|&v| v as f64).sum()) };
+        match self.neg_sums.get(i).and_then(Option::as_ref) {
+            Some((n, t)) => Ok(Some((scalar(n)?, scalar(t)?))),
+            None => Ok(None),
+        }
+    }
+
     /// Fold one batch's outputs into every layer's statistics (layers in parallel).
     pub fn accumulate(
         &mut self,
@@ -125,10 +175,9 @@ impl ModelCapture {
         let name = self.name.clone();
         let labels = batch.labels.as_deref();
         let mut views = Vec::with_capacity(self.accs.len());
-        for acc in &self.accs {
+        for (i, acc) in self.accs.iter().enumerate() {
             let o = out.get(&acc.layer.output)?;
-            let pre = acc.layer.act_input.as_ref().map(|p| out.get(p)).transpose()?;
-            views.push((o.view(), pre.map(|p| p.view())));
+            views.push((o.view(), self.negative_sums(out, i)?));
         }
         self.accs
             .par_iter_mut()

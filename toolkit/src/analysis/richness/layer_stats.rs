@@ -103,7 +103,7 @@ impl LayerAccum {
         &mut self,
         model: &str,
         out: ArrayViewD<'_, f32>,
-        pre: Option<ArrayViewD<'_, f32>>,
+        neg_sums: Option<(f64, f64)>,
         labels: Option<&[u32]>,
         first_index: u64,
         opts: &RichnessOptions,
@@ -169,9 +169,8 @@ impl LayerAccum {
             act.push(data, n, s);
             self.patterns.push(data, n);
         }
-        if let Some(pre) = pre {
-            let pre = pre.as_standard_layout();
-            self.negative.push(pre.as_slice().unwrap_or(&[]));
+        if let Some((neg, total)) = neg_sums {
+            self.negative.add(neg, total);
         }
         if let (Some(probe), Some(labels)) = (&mut self.probe, labels) {
             probe
@@ -233,9 +232,8 @@ impl LayerAccum {
 
 impl LayerAccum {
     /// Negative-mass only path (placement scoring): no covariance or pattern work.
-    pub fn push_negative_mass(&mut self, pre: ArrayViewD<'_, f32>) {
-        let pre = pre.as_standard_layout();
-        self.negative.push(pre.as_slice().unwrap_or(&[]));
+    pub fn push_negative_sums(&mut self, neg: f64, total: f64) {
+        self.negative.add(neg, total);
     }
 
     pub fn negative_mass(&self) -> f64 {

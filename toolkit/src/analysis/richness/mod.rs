@@ -11,6 +11,7 @@ pub mod error;
 pub mod layer_stats;
 pub mod layers;
 pub mod patterns;
+pub mod source;
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -190,9 +191,9 @@ pub fn negative_mass_scores_from_batches(
         }
         let out = cap.run(&batch)?;
         // Only the pre-activations matter here; skip the covariance work of the full accumulator.
-        for acc in &mut cap.accs {
-            if let Some(pre) = &acc.layer.act_input {
-                acc.push_negative_mass(out.get(pre)?.view());
+        for i in 0..cap.accs.len() {
+            if let Some((neg, total)) = cap.negative_sums(&out, i)? {
+                cap.accs[i].push_negative_sums(neg, total);
             }
         }
         seen += batch.x.shape().first().copied().unwrap_or(0) as u64;

@@ -33,7 +33,14 @@ pub fn open_source(
     dims: &[Option<i64>],
 ) -> anyhow::Result<DataSource> {
     let ds: Arc<dyn data::Dataset> = Arc::from(
-        data::open(data, &OpenOptions { split, ..Default::default() }).with_context(|| format!("opening --data {data}"))?,
+        data::open(
+            data,
+            &OpenOptions {
+                split,
+                ..Default::default()
+            },
+        )
+        .with_context(|| format!("opening --data {data}"))?,
     );
     let preset = Preset::load(preset)?;
     if ds.is_empty() {
@@ -88,7 +95,32 @@ impl Iterator for DataSource {
                 .iter()
                 .map(|&l| u32::try_from(l).with_context(|| format!("negative label {l}")))
                 .collect::<anyhow::Result<Vec<u32>>>()?;
-            Ok(Batch { x, labels: Some(labels) })
+            Ok(Batch {
+                x,
+                labels: Some(labels),
+            })
         }))
     }
+}
+
+/// Negative mass at the input of every rectifier of `model` (activation node name → share of pre-activation L1
+/// mass below 0) over the first `samples` training samples of `data` preprocessed with `preset`. The training
+/// split keeps the placement decision independent of the test images it is later evaluated on. This is what
+/// `ratio-convert --keep by-negative-mass` ranks by.
+pub fn negative_mass_scores(
+    model: &converters::Model,
+    data: &str,
+    preset: &str,
+    samples: usize,
+) -> anyhow::Result<std::collections::HashMap<String, f64>> {
+    let (input, _) = super::data_input(model)?;
+    let dims = model
+        .graph()
+        .input
+        .iter()
+        .find(|v| v.name.as_deref() == Some(input.as_str()))
+        .and_then(converters::ir::build::value_info_dims)
+        .unwrap_or_default();
+    let source = open_source(data, preset, Split::Train, 250, samples, &input, &dims)?;
+    super::negative_mass_scores_from_batches(model, source, samples, &crate::runtime::RuntimeConfig::cpu())
 }
