@@ -135,7 +135,12 @@ impl Policy {
     pub fn describe(&self) -> String {
         let mut s = match self.preset {
             Some(Preset::EraseLast) => "preset=erase-last".to_string(),
-            None => format!("ratio={} scope={:?} keep={:?}", self.ratio, self.scope, self.keep).to_lowercase(),
+            None => format!(
+                "ratio={} scope={} keep={}",
+                self.ratio,
+                serde_name(&self.scope),
+                serde_name(&self.keep)
+            ),
         };
         if self.keep == Keep::Random {
             s += &format!(" seed={}", self.seed);
@@ -157,6 +162,14 @@ impl Policy {
         }
         s
     }
+}
+
+/// The name serde gives a unit variant (`by-negative-mass`), so logs, provenance and plans spell it one way.
+fn serde_name<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|j| j.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

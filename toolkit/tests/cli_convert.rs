@@ -264,3 +264,50 @@ fn inspect_json_reports_slots_ratios_and_costs() {
     // conv1: 28·28·32 outputs × 9 MACs each.
     assert_eq!(v["layers"][0]["macs"], 28 * 28 * 32 * 9);
 }
+
+#[test]
+fn by_negative_mass_scores_slots_from_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = copy_mnist(dir.path());
+    let data = shared("data/mnist");
+    let args = [
+        "convert",
+        m.to_str().unwrap(),
+        "--ratio",
+        "4:1",
+        "--scope",
+        "global",
+        "--no-protect-stem",
+        "--no-protect-head",
+        "--keep",
+        "by-negative-mass",
+        "--data",
+        data.to_str().unwrap(),
+        "--preset",
+        "mnist",
+        "--samples",
+        "256",
+    ];
+    let o = ratio(&[&args[..], &["--plan", "--json"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let slots = plan["slots"].as_array().unwrap();
+    let scores: Vec<f64> = slots
+        .iter()
+        .map(|s| s["score"].as_f64().expect("every slot scored"))
+        .collect();
+    assert!(scores.iter().all(|&x| (0.0..=1.0).contains(&x)), "{scores:?}");
+    // The one kept activation is the one with the most negative mass.
+    let kept: Vec<usize> = (0..slots.len())
+        .filter(|&i| slots[i]["decision"]["action"] == "keep")
+        .collect();
+    assert_eq!(kept.len(), 1);
+    let best = (0..scores.len())
+        .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+        .unwrap();
+    assert_eq!(kept[0], best);
+    assert!(plan["policy"]["keep"] == "by-negative-mass");
+    // Without data the policy is refused with a clear message.
+    let o = ratio(&["convert", m.to_str().unwrap(), "--keep", "by-negative-mass"]);
+    assert_fails_naming(&o, "needs --data");
+}

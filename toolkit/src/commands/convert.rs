@@ -265,11 +265,13 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn negative_mass(args: &ConvertArgs, _model: &Model) -> Result<std::collections::HashMap<String, f64>> {
-    let Some(_data) = &args.data else {
-        bail!("--keep by-negative-mass needs --data and --preset")
+/// Negative-mass scores of every activation, from the training split of `--data` under the preprocessing preset.
+fn negative_mass(args: &ConvertArgs, model: &Model) -> Result<std::collections::HashMap<String, f64>> {
+    let (Some(data), Some(preset)) = (&args.data, args.preset.as_deref().filter(|p| *p != "erase-last")) else {
+        bail!("--keep by-negative-mass needs --data and a preprocessing --preset (for example --preset mnist)");
     };
-    bail!("--keep by-negative-mass is not available in this build")
+    crate::analysis::richness::source::negative_mass_scores(model, &data.to_string_lossy(), preset, args.samples)
+        .with_context(|| format!("{}: scoring negative mass on {}", args.model.display(), data.display()))
 }
 
 fn decision_str(d: &Decision) -> String {
