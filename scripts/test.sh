@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-ort.sh
-cargo test --workspace --release 2>&1
+# Release: the suite trains real networks and scores real datasets; debug builds make that several times slower.
+cargo test --release --no-fail-fast 2>&1
