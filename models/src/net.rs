@@ -3,10 +3,9 @@
 //! `layer1.0.conv1.weight`. Node and value names share the string because ONNX keeps them in separate namespaces
 //! and a reader looking for "the output of layer1.0.conv1" finds it without a lookup table.
 
-use bytes::Bytes;
 use converters::ir::build::{self, Attr, GraphBuilder};
 use converters::proto::tensor_proto::DataType;
-use converters::proto::{ModelProto, StringStringEntryProto, TensorProto};
+use converters::proto::{ModelProto, StringStringEntryProto};
 
 use crate::config::ModelConfig;
 use crate::init::{self, WeightRng};
@@ -294,18 +293,4 @@ impl Net {
     }
 }
 
-/// A float32 raw-data tensor. Converting through one byte buffer keeps the 100 MB ResNet-50-like build fast in
-/// debug builds, where a per-value push loop dominates.
-pub fn f32_tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
-    let mut raw = vec![0u8; values.len() * 4];
-    for (dst, v) in raw.chunks_exact_mut(4).zip(values) {
-        dst.copy_from_slice(&v.to_le_bytes());
-    }
-    TensorProto {
-        name: Some(name.into()),
-        dims: dims.to_vec(),
-        data_type: Some(DataType::Float as i32),
-        raw_data: Some(Bytes::from(raw)),
-        ..Default::default()
-    }
-}
+pub use converters::ir::tensor::from_f32 as f32_tensor;

@@ -110,34 +110,8 @@ pub fn ort_version() -> Result<String, crate::runtime::RuntimeError> {
     crate::runtime::ensure_ort()
 }
 
-pub fn utc_now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    rfc3339(secs)
-}
-
-/// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (days-to-civil from H. Hinnant's date algorithms).
-pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
+// One RFC 3339 implementation for every record: the one in the schema crate that defines the records.
+pub use reports::schema::{now_rfc3339 as utc_now_rfc3339, rfc3339_from_unix as rfc3339};
 
 #[cfg(test)]
 mod tests {
