@@ -166,8 +166,8 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
                 vec![],
             ));
             if wants("train") {
-                let model = dir.join("train").join("model.onnx");
-                let args = train_args(spec, &init, 0, &dir.join("train"));
+                let model = dir.join("model.onnx");
+                let args = train_args(spec, &init, 0, &dir);
                 out.push(shared(
                     "base/train",
                     "train",
@@ -241,7 +241,8 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
             let trained = dir.join("model.onnx");
             push(
                 "train",
-                train_args(spec, &cur.0, v.seed, &trained),
+                // finetune writes DIR/model.onnx (plus checkpoints and metrics.jsonl) into the folder it is given.
+                train_args(spec, &cur.0, v.seed, &dir),
                 vec![cur.0.clone()],
                 vec![trained.clone()],
                 deps_of(&cur),
@@ -376,7 +377,7 @@ mod tests {
                 .ends_with(&["--force".into(), "--width".into(), "0.25".into()])
         );
         assert!(p[0].args.windows(2).any(|w| w == ["--input-size", "8"]));
-        assert_eq!(p[2].inputs, [PathBuf::from("/r/base/train/model.onnx")]);
+        assert_eq!(p[2].inputs, [PathBuf::from("/r/base/model.onnx")]);
         assert_eq!(p[1].record, PathBuf::from("/r/base/train.json"));
         assert_eq!(p[2].deps, ["base/train"]);
         assert_eq!(p[7].deps, ["r2-1_last_s0/train"]);
