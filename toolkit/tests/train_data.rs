@@ -113,10 +113,7 @@ fn split_test_holds_out_every_fifth_sample_with_the_fashion_preset() {
     let lo = tr.sample(0).iter().copied().fold(f32::INFINITY, f32::min);
     assert!((lo - (-0.2860 / 0.3530)).abs() < 1e-6, "{lo}");
     assert_eq!(tr.info.preset_fingerprint, va.info.preset_fingerprint);
-    assert_ne!(
-        tr.info.preset_fingerprint,
-        Preset::load("mnist").unwrap().fingerprint()
-    );
+    assert_ne!(tr.info.preset_fingerprint, Preset::load("mnist").unwrap().fingerprint());
 }
 
 #[test]
@@ -127,7 +124,16 @@ fn presets_that_cannot_feed_the_model_fail_clearly() {
     let out = dir.path().join("never");
     let run = |preset: &str| {
         ratio(&[
-            "finetune", &model, "--data", &data, "--preset", preset, "--lr", "0.01", "-o", &s(&out),
+            "finetune",
+            &model,
+            "--data",
+            &data,
+            "--preset",
+            preset,
+            "--lr",
+            "0.01",
+            "-o",
+            &s(&out),
         ])
     };
     for (preset, needle) in [

@@ -10,9 +10,9 @@ use converters::Model;
 use converters::autodiff::{BnMode, Optimizer};
 use regex::Regex;
 
+use crate::data::{Format, Split};
 use crate::runtime::{Device, RuntimeConfig};
 use crate::train::augment::Augment;
-use crate::data::{Format, Split};
 use crate::train::data::{DataSpec, TensorSet, load};
 use crate::train::schedule::ScheduleKind;
 use crate::train::{TrainOptions, TrainOutcome, train};

@@ -123,11 +123,25 @@ pub fn load(spec: &DataSpec) -> Result<(TensorSet, TensorSet)> {
         check_same_shape(&tr, &va)?;
         return Ok((tr, va));
     }
-    let base = train_ds.identity().split.clone().map_or(String::new(), |s| format!("{s}, "));
+    let base = train_ds
+        .identity()
+        .split
+        .clone()
+        .map_or(String::new(), |s| format!("{s}, "));
     let (tri, vai): (Vec<usize>, Vec<usize>) = (0..train_ds.len()).partition(|i| i % HOLDOUT != HOLDOUT - 1);
     let d = train_ds.as_ref();
-    let tr = materialize(d, preset, &tri, format!("{base}train: index % {HOLDOUT} != {}", HOLDOUT - 1))?;
-    let va = materialize(d, preset, &vai, format!("{base}validation: index % {HOLDOUT} == {}", HOLDOUT - 1))?;
+    let tr = materialize(
+        d,
+        preset,
+        &tri,
+        format!("{base}train: index % {HOLDOUT} != {}", HOLDOUT - 1),
+    )?;
+    let va = materialize(
+        d,
+        preset,
+        &vai,
+        format!("{base}validation: index % {HOLDOUT} == {}", HOLDOUT - 1),
+    )?;
     Ok((tr, va))
 }
 
