@@ -33,7 +33,7 @@ stamp "3/5 ratio data fetch fashion-mnist"
 
 stamp "4/5 ratio sweep (ResNet-20 ×{1:1, 2:1 last} × $SEEDS seeds, $TRAIN_LIMIT training images, $EPOCHS epoch(s), width $WIDTH)"
 set +e
-"$RATIO" sweep --model resnet20 --data fashion-mnist --ratios 1:1,2:1 --policies last --seeds "$SEEDS" \
+"$RATIO" sweep --model resnet20 --data fashion-mnist --preset fashion-mnist --ratios 1:1,2:1 --policies last --seeds "$SEEDS" \
   --finetune --epochs "$EPOCHS" \
   --steps convert,train,inspect,eval,bench,richness \
   "--step-args=model=--width $WIDTH" \

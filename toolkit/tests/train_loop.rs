@@ -8,7 +8,7 @@ use converters::autodiff::Optimizer;
 use models::config::ModelConfig;
 use models::plain::{PlainConfig, plain_cnn};
 use toolkit::runtime::RuntimeConfig;
-use toolkit::train::data::{Preset, TensorSet, load};
+use toolkit::train::data::{DataSpec, TensorSet, load};
 use toolkit::train::{TrainOptions, train};
 
 /// `shared/` holds the real data; it sits beside the checkout (or one of its ancestors, for worktrees).
@@ -21,7 +21,8 @@ fn shared(rel: &str) -> PathBuf {
 }
 
 fn digits() -> (TensorSet, TensorSet) {
-    load(&shared("data/digits.csv.gz"), Preset::Digits).unwrap()
+    let path = shared("data/digits.csv.gz");
+    load(&DataSpec::new(path.to_str().unwrap(), "digits").unwrap()).unwrap()
 }
 
 fn plain_digits(seed: u64) -> Model {

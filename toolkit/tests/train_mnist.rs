@@ -9,7 +9,7 @@ use converters::autodiff::Optimizer;
 use converters::convert::convert;
 use converters::policy::{Policy, Scope};
 use toolkit::runtime::RuntimeConfig;
-use toolkit::train::data::{Preset, load};
+use toolkit::train::data::{DataSpec, load};
 use toolkit::train::eval::accuracy;
 use toolkit::train::{TrainOptions, train};
 
@@ -23,7 +23,8 @@ fn shared(rel: &str) -> PathBuf {
 
 #[test]
 fn mnist_cnn_2_to_1_recovers_by_fine_tuning() {
-    let (tr, te) = load(&shared("data/mnist"), Preset::Mnist).unwrap();
+    let mnist = shared("data/mnist");
+    let (tr, te) = load(&DataSpec::new(mnist.to_str().unwrap(), "mnist").unwrap()).unwrap();
     let original = Model::load(shared("models/mnist_cnn.onnx")).unwrap();
     let rt = RuntimeConfig::cpu().with_threads(2);
     let base = accuracy(&original, &te, &rt, 500).unwrap();

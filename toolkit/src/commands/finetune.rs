@@ -10,9 +10,10 @@ use converters::Model;
 use converters::autodiff::{BnMode, Optimizer};
 use regex::Regex;
 
+use crate::data::{Format, Split};
 use crate::runtime::{Device, RuntimeConfig};
 use crate::train::augment::Augment;
-use crate::train::data::{Preset, TensorSet, load};
+use crate::train::data::{DataSpec, TensorSet, load};
 use crate::train::schedule::ScheduleKind;
 use crate::train::{TrainOptions, TrainOutcome, train};
 
@@ -37,12 +38,19 @@ fn regex(s: &str) -> Result<Regex, String> {
 /// Arguments shared by `finetune` and `train`: data, optimisation, and where results go.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoopArgs {
-    /// Dataset: the digits CSV(.gz) file, or the folder with MNIST's IDX files.
+    /// Dataset path, or a name fetched by `ratio data fetch` (mnist, fashion-mnist, digits).
     #[arg(long)]
-    pub data: PathBuf,
-    /// Preprocessing preset (also picks the reader).
-    #[arg(long, value_enum)]
-    pub preset: Preset,
+    pub data: String,
+    /// Dataset format (guessed from the path when absent).
+    #[arg(long)]
+    pub format: Option<Format>,
+    /// Split to train on. With `train` on a set that has splits, the test split validates; otherwise every
+    /// fifth sample is held out for validation.
+    #[arg(long, value_enum, default_value_t = Split::Train)]
+    pub split: Split,
+    /// Preprocessing preset name (mnist, fashion-mnist, digits, cifar10, cifar100, …) or a JSON preset file.
+    #[arg(long)]
+    pub preset: String,
     #[arg(long, default_value_t = 1)]
     pub epochs: u64,
     #[arg(long, default_value_t = 64)]
@@ -163,7 +171,10 @@ impl LoopArgs {
     }
 
     pub fn load_data(&self) -> Result<(TensorSet, TensorSet)> {
-        load(&self.data, self.preset).with_context(|| format!("loading {}", self.data.display()))
+        let mut spec = DataSpec::new(&self.data, &self.preset)?;
+        spec.format = self.format;
+        spec.split = self.split;
+        load(&spec).with_context(|| format!("loading {} with preset {}", self.data, self.preset))
     }
 }
 
@@ -195,12 +206,14 @@ pub fn report(o: &TrainOutcome, json: bool) -> Result<()> {
     let id = &o.identity;
     writeln!(
         out,
-        "model {} (sha256 {}), data {} [{}; {}], seed {}, batch {}, {} trainable params, ORT {} on {} ({} threads), {}",
+        "model {} (sha256 {}), data {} (sha256 {}) [{}; preset {} {}], seed {}, batch {}, {} trainable params, ORT {} on {} ({} threads), {}",
         id.model,
         &id.model_sha256[..12.min(id.model_sha256.len())],
         id.data.path,
+        &id.data.sha256[..12.min(id.data.sha256.len())],
         id.data.split,
         id.data.preprocess,
+        &id.data.preset_fingerprint[..12.min(id.data.preset_fingerprint.len())],
         id.seed,
         id.batch,
         id.trainable_params,

@@ -1,20 +1,28 @@
-//! The in-memory tensors the training loop feeds: normalized NCHW floats plus int64 labels, with the identity
-//! (file, sha256, split, preprocessing) recorded next to every number. Readers cover the two sets the issue's
-//! tests use (sklearn digits CSV, MNIST IDX); `toolkit::data` supersedes them when it lands.
-
-use std::io::Read;
-use std::path::{Path, PathBuf};
+//! The in-memory tensors the training loop feeds, built through `toolkit::data` (the readers and presets
+//! `ratio eval` uses): normalized NCHW floats plus int64 labels, with the data identity and the preset
+//! fingerprint recorded next to every number.
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
+use crate::data::loader::{self, OnCorrupt};
+use crate::data::preprocess::{DType, Layout, Preset};
+use crate::data::{self as ds, Dataset, Format, OpenOptions, Split};
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DataInfo {
     pub path: String,
+    pub format: String,
+    /// sha256 of the data as `toolkit::data` identifies it (see `DataIdentity::hashed`).
     pub sha256: String,
+    /// Which samples: the set's own split, or the hold-out rule applied to a set without splits.
     pub split: String,
-    /// How pixels became inputs, e.g. `x/16` or `(x/255-0.1307)/0.3081`.
+    /// Samples in this part (before `--train-limit`).
+    pub count: usize,
+    /// Preset name, e.g. `fashion-mnist`.
     pub preprocess: String,
+    /// sha256 of the preset's canonical pipeline JSON (the same value `ratio eval` records).
+    pub preset_fingerprint: String,
 }
 
 #[derive(Debug, Clone)]
@@ -55,165 +63,138 @@ impl TensorSet {
     }
 }
 
-/// A named preprocessing recipe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Preset {
-    /// sklearn digits: 8×8, values 0–16, scaled by 1/16.
-    Digits,
-    /// MNIST: 28×28 bytes, x/255 then (x − 0.1307)/0.3081 (what mnist_cnn.onnx was trained with).
-    Mnist,
+/// What `--data/--format/--split/--preset` name.
+#[derive(Debug, Clone)]
+pub struct DataSpec {
+    /// A path, or a name fetched by `ratio data fetch`.
+    pub data: String,
+    pub format: Option<Format>,
+    /// The split trained on; validation uses the test split when it is `train` and the set has splits.
+    pub split: Split,
+    pub preset: Preset,
 }
 
-fn read_gz(path: &Path) -> Result<(Vec<u8>, String)> {
-    let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let sha = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&raw))
-    };
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .with_context(|| format!("{}: not a valid gzip file", path.display()))?;
-        Ok((out, sha))
-    } else {
-        Ok((raw, sha))
-    }
-}
-
-/// Train and test sets for `preset` from `path` (digits: the CSV file, split 4:1 by index; MNIST: the folder
-/// with the four IDX files).
-pub fn load(path: &Path, preset: Preset) -> Result<(TensorSet, TensorSet)> {
-    match preset {
-        Preset::Digits => load_digits(path),
-        Preset::Mnist => Ok((load_mnist(path, "train")?, load_mnist(path, "t10k")?)),
-    }
-}
-
-fn load_digits(path: &Path) -> Result<(TensorSet, TensorSet)> {
-    let (bytes, sha) = read_gz(path)?;
-    let text = String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", path.display()))?;
-    let mut rows: Vec<(Vec<f32>, i64)> = Vec::new();
-    for (ln, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let cells: Vec<&str> = line.split(',').collect();
-        if cells.len() != 65 {
-            bail!(
-                "{}:{}: expected 64 pixels and a label, found {} columns",
-                path.display(),
-                ln + 1,
-                cells.len()
-            );
-        }
-        let parse = |s: &str| s.trim().parse::<f32>();
-        let px: Result<Vec<f32>, _> = cells[..64].iter().map(|c| parse(c)).collect();
-        let (Ok(px), Ok(label)) = (px, parse(cells[64])) else {
-            if ln == 0 {
-                continue; // header row
-            }
-            bail!("{}:{}: a cell is not a number", path.display(), ln + 1);
-        };
-        rows.push((px.into_iter().map(|v| v / 16.0).collect(), label as i64));
-    }
-    if rows.is_empty() {
-        bail!("{}: no samples", path.display());
-    }
-    let classes = rows.iter().map(|r| r.1).max().unwrap_or(0) as usize + 1;
-    let split = |test: bool| {
-        let picked: Vec<&(Vec<f32>, i64)> = rows
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| (i % 5 == 4) == test)
-            .map(|(_, r)| r)
-            .collect();
-        TensorSet {
-            x: picked.iter().flat_map(|r| r.0.iter().copied()).collect(),
-            sample_shape: [1, 8, 8],
-            y: picked.iter().map(|r| r.1).collect(),
-            classes,
-            info: DataInfo {
-                path: path.display().to_string(),
-                sha256: sha.clone(),
-                split: if test {
-                    "test: index % 5 == 4"
-                } else {
-                    "train: index % 5 != 4"
-                }
-                .into(),
-                preprocess: "x/16".into(),
-            },
-        }
-    };
-    Ok((split(false), split(true)))
-}
-
-fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("reading folder {}", dir.display()))?;
-    let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    names.sort();
-    names
-        .into_iter()
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(stem) && !n.starts_with("._"))
+impl DataSpec {
+    /// `preset` is a built-in name or a JSON preset file, as for `ratio eval`.
+    pub fn new(data: &str, preset: &str) -> Result<Self> {
+        Ok(Self {
+            data: data.into(),
+            format: None,
+            split: Split::Train,
+            preset: Preset::load(preset)?,
         })
-        .with_context(|| format!("{}: no file named {stem}*", dir.display()))
+    }
 }
 
-fn idx(path: &Path, want_dims: usize) -> Result<(Vec<usize>, Vec<u8>, String)> {
-    let (b, sha) = read_gz(path)?;
-    if b.len() < 4 || b[0] != 0 || b[1] != 0 || b[2] != 0x08 || b[3] as usize != want_dims {
+/// Every `HOLDOUT`-th sample (index % 5 == 4) validates when the set has no test split of its own.
+const HOLDOUT: usize = 5;
+
+/// Training and validation sets for `spec`. A set with splits (IDX or CIFAR folders) trains on `spec.split`
+/// and validates on `test`; a set without (CSV, npz, an image folder, a single file) or `--split test` holds
+/// out every fifth sample, so the two never overlap.
+pub fn load(spec: &DataSpec) -> Result<(TensorSet, TensorSet)> {
+    let preset = &spec.preset;
+    preset.validate()?;
+    if preset.pipeline.layout != Layout::Nchw || preset.pipeline.dtype != DType::F32 {
         bail!(
-            "{}: not an IDX file of unsigned bytes with {want_dims} dims",
-            path.display()
+            "preset '{}': training feeds NCHW f32 tensors, the preset gives {:?} {:?}",
+            preset.name,
+            preset.pipeline.layout,
+            preset.pipeline.dtype
         );
     }
-    let mut dims = Vec::new();
-    for i in 0..want_dims {
-        let o = 4 + 4 * i;
-        let d = b
-            .get(o..o + 4)
-            .with_context(|| format!("{}: truncated header", path.display()))?;
-        dims.push(u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize);
+    let open = |split: Split| -> Result<Box<dyn Dataset>> {
+        ds::open(
+            &spec.data,
+            &OpenOptions {
+                format: spec.format,
+                split,
+            },
+        )
+        .with_context(|| format!("opening dataset '{}'", spec.data))
+    };
+    let train_ds = open(spec.split)?;
+    let has_splits = train_ds.identity().split.is_some();
+    if has_splits && spec.split == Split::Train {
+        let val_ds = open(Split::Test)?;
+        let all = |d: &dyn Dataset| (0..d.len()).collect::<Vec<_>>();
+        let tr = materialize(train_ds.as_ref(), preset, &all(train_ds.as_ref()), "train".into())?;
+        let va = materialize(val_ds.as_ref(), preset, &all(val_ds.as_ref()), "test".into())?;
+        check_same_shape(&tr, &va)?;
+        return Ok((tr, va));
     }
-    let body = b[4 + 4 * want_dims..].to_vec();
-    if body.len() != dims.iter().product::<usize>() {
-        bail!(
-            "{}: {} data bytes, dims {dims:?} need {}",
-            path.display(),
-            body.len(),
-            dims.iter().product::<usize>()
-        );
-    }
-    Ok((dims, body, sha))
+    let base = train_ds
+        .identity()
+        .split
+        .clone()
+        .map_or(String::new(), |s| format!("{s}, "));
+    let (tri, vai): (Vec<usize>, Vec<usize>) = (0..train_ds.len()).partition(|i| i % HOLDOUT != HOLDOUT - 1);
+    let d = train_ds.as_ref();
+    let tr = materialize(
+        d,
+        preset,
+        &tri,
+        format!("{base}train: index % {HOLDOUT} != {}", HOLDOUT - 1),
+    )?;
+    let va = materialize(
+        d,
+        preset,
+        &vai,
+        format!("{base}validation: index % {HOLDOUT} == {}", HOLDOUT - 1),
+    )?;
+    Ok((tr, va))
 }
 
-fn load_mnist(dir: &Path, split: &str) -> Result<TensorSet> {
-    let (idims, pixels, isha) = idx(&find(dir, &format!("{split}-images"))?, 3)?;
-    let (ldims, labels, _) = idx(&find(dir, &format!("{split}-labels"))?, 1)?;
-    if idims[0] != ldims[0] {
+fn check_same_shape(tr: &TensorSet, va: &TensorSet) -> Result<()> {
+    if tr.sample_shape != va.sample_shape || tr.classes != va.classes {
         bail!(
-            "{}: {} images but {} labels in split {split}",
-            dir.display(),
-            idims[0],
-            ldims[0]
+            "{}: the train split gives {:?} samples of {} classes, the test split {:?} of {}",
+            tr.info.path,
+            tr.sample_shape,
+            tr.classes,
+            va.sample_shape,
+            va.classes
         );
     }
+    Ok(())
+}
+
+/// Decode and preprocess `indices` of `d` with the shared batch loader (parallel, same code as eval).
+fn materialize(d: &dyn Dataset, preset: &Preset, indices: &[usize], split: String) -> Result<TensorSet> {
+    let id = d.identity();
+    if indices.is_empty() {
+        bail!("{} ({split}): no samples", id.path);
+    }
+    // Bounded chunks keep the per-sample temporaries of the parallel decode small.
+    let mut x = Vec::new();
+    let mut y = Vec::with_capacity(indices.len());
+    let mut dims = [0usize; 3];
+    for chunk in indices.chunks(4096) {
+        let b = loader::load_batch(d, preset, chunk, OnCorrupt::Fail)
+            .with_context(|| format!("preprocessing {} with preset '{}'", id.path, preset.name))?;
+        if y.is_empty() {
+            dims = b.dims;
+            x.reserve(indices.len() * dims.iter().product::<usize>());
+        } else if b.dims != dims {
+            bail!("{}: images of different sizes ({:?} and {:?})", id.path, dims, b.dims);
+        }
+        x.extend_from_slice(&b.data);
+        y.extend_from_slice(&b.labels);
+    }
+    let [h, w, c] = dims;
     Ok(TensorSet {
-        x: pixels.iter().map(|&p| (p as f32 / 255.0 - 0.1307) / 0.3081).collect(),
-        sample_shape: [1, idims[1], idims[2]],
-        y: labels.iter().map(|&l| l as i64).collect(),
-        classes: 10,
+        x,
+        sample_shape: [c, h, w],
+        y,
+        classes: d.num_classes(),
         info: DataInfo {
-            path: dir.display().to_string(),
-            sha256: isha,
-            split: split.into(),
-            preprocess: "(x/255-0.1307)/0.3081".into(),
+            path: id.path.clone(),
+            format: id.format.clone(),
+            sha256: id.sha256.clone(),
+            split,
+            count: indices.len(),
+            preprocess: preset.name.clone(),
+            preset_fingerprint: preset.fingerprint(),
         },
     })
 }

@@ -390,7 +390,8 @@ pub fn train(model: &Model, data: &TensorSet, val: &TensorSet, opts: &TrainOptio
             metrics,
             "{}",
             serde_json::json!({"kind": "epoch", "model_sha256": sha, "data_sha256": data.info.sha256,
-                "preprocess": data.info.preprocess, "seed": opts.seed,
+                "preprocess": data.info.preprocess, "preset_fingerprint": data.info.preset_fingerprint,
+                "seed": opts.seed,
                 "ort_version": identity.provenance.ort_version, "device": identity.provenance.device,
                 "record": rec})
         )?;
@@ -428,6 +429,7 @@ fn save_model(m: &Model, path: &Path, id: &RunIdentity, val_acc: f64, epochs: u6
     m.set_metadata("ratio.finetune.source_sha256", id.model_sha256.clone());
     m.set_metadata("ratio.finetune.data_sha256", id.data.sha256.clone());
     m.set_metadata("ratio.finetune.preprocess", id.data.preprocess.clone());
+    m.set_metadata("ratio.finetune.preset_fingerprint", id.data.preset_fingerprint.clone());
     m.set_metadata("ratio.finetune.epochs", epochs.to_string());
     m.set_metadata("ratio.finetune.seed", id.seed.to_string());
     m.set_metadata("ratio.finetune.val_acc", format!("{val_acc:.6}"));
