@@ -193,7 +193,10 @@ fn train_from_scratch_on_digits_holds_out_a_fifth_through_the_cli() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let id = &r["identity"];
     // 1797 rows: indices 4, 9, …, 1794 validate.
-    assert_eq!((id["data"]["count"].as_u64(), id["val_data"]["count"].as_u64()), (Some(1438), Some(359)));
+    assert_eq!(
+        (id["data"]["count"].as_u64(), id["val_data"]["count"].as_u64()),
+        (Some(1438), Some(359))
+    );
     assert_eq!(id["data"]["format"], "csv");
     assert_eq!(
         id["data"]["preset_fingerprint"],
@@ -201,6 +204,9 @@ fn train_from_scratch_on_digits_holds_out_a_fifth_through_the_cli() {
     );
     let before = r["initial_val_acc"].as_f64().unwrap();
     let after = r["final_val_acc"].as_f64().unwrap();
-    assert!(before < 0.3 && after > 0.8, "untrained {before}, after 3 epochs {after}");
+    assert!(
+        before < 0.3 && after > 0.8,
+        "untrained {before}, after 3 epochs {after}"
+    );
     assert!(out.join("model.onnx").is_file() && out.join("metrics.jsonl").is_file());
 }
