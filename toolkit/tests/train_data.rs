@@ -162,3 +162,51 @@ fn presets_that_cannot_feed_the_model_fail_clearly() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("/no/such/data"), "{e}");
 }
+
+#[test]
+fn train_from_scratch_on_digits_holds_out_a_fifth_through_the_cli() {
+    let data = shared("data/digits.csv.gz");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tr");
+    let o = ratio(&[
+        "train",
+        "--model",
+        "plain",
+        "--init-seed",
+        "1",
+        "--data",
+        &s(&data),
+        "--preset",
+        "digits",
+        "--epochs",
+        "3",
+        "--batch",
+        "32",
+        "--lr",
+        "0.05",
+        "--json",
+        "-o",
+        &s(&out),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let id = &r["identity"];
+    // 1797 rows: indices 4, 9, …, 1794 validate.
+    assert_eq!(
+        (id["data"]["count"].as_u64(), id["val_data"]["count"].as_u64()),
+        (Some(1438), Some(359))
+    );
+    assert_eq!(id["data"]["format"], "csv");
+    assert_eq!(
+        id["data"]["preset_fingerprint"],
+        Preset::load("digits").unwrap().fingerprint().as_str()
+    );
+    let before = r["initial_val_acc"].as_f64().unwrap();
+    let after = r["final_val_acc"].as_f64().unwrap();
+    assert!(
+        before < 0.3 && after > 0.8,
+        "untrained {before}, after 3 epochs {after}"
+    );
+    assert!(out.join("model.onnx").is_file() && out.join("metrics.jsonl").is_file());
+}
