@@ -16,6 +16,10 @@ fn main() -> ExitCode {
         Command::Train(a) => commands::train::run(a),
         Command::BenchTrain(a) => commands::train::run_bench(a),
         Command::Model(a) => commands::model::run(a),
+        Command::Eval(a) => commands::eval::run(a),
+        Command::Data(a) => commands::data::run(a),
+        Command::Sweep(a) => commands::sweep::run(a),
+        Command::Report(a) => commands::report::run(a),
     };
     toolkit::commands::finish(result)
 }
