@@ -198,3 +198,15 @@ fn bad_configuration_is_rejected() {
             .contains("label smoothing")
     );
 }
+
+#[test]
+fn efficientnet_lite0_builds_with_relu6_and_depthwise_convs() {
+    let m = Model::load(shared("models/efficientnet_lite0.onnx")).unwrap();
+    let step = build_train_step(&m, &cfg(2)).unwrap();
+    let g = step.model.graph.as_ref().unwrap();
+    assert!(validate(g).is_empty(), "{:?}", validate(g));
+    assert_eq!(step.num_classes, 1000);
+    // The export folded BN into the convs; all ~4.6M weights (depthwise included) train.
+    assert!(step.num_params() > 4_500_000, "{}", step.num_params());
+    assert!(m.graph().node.iter().any(|n| n.op_type.as_deref() == Some("Clip")));
+}

@@ -598,3 +598,52 @@ fn densenet_concat_block() {
     });
     check("densenet block", &m, &[4, 3, 6, 6], KINKED);
 }
+
+/// Ties (common after ReLU) must route the whole gradient to the first maximum of each window in row-major
+/// order, as PyTorch does, for both the tiled (kernel = stride) and the general (overlapping) MaxPool rules.
+#[test]
+fn max_pool_ties_go_to_the_first_maximum() {
+    for (k, s, pads) in [(2, 2, vec![0, 0, 0, 0]), (3, 2, vec![1, 1, 1, 1])] {
+        let mut b = GraphBuilder::new("ties");
+        b.input("x_in", DataType::Float, &[Some(1), Some(1), Some(4), Some(4)]);
+        let p = b.init_f32("P", &[1, 1, 4, 4], &[1.0; 16]);
+        let x = b.op("Add", "x", &["x_in", &p], vec![]);
+        let y = b.op(
+            "MaxPool",
+            "y",
+            &[&x],
+            vec![
+                ("kernel_shape", Attr::Ints(vec![k, k])),
+                ("strides", Attr::Ints(vec![s, s])),
+                ("pads", Attr::Ints(pads.clone())),
+            ],
+        );
+        let f = b.op("Flatten", "f", &[&y], vec![]);
+        let w = b.init_f32("R", &[4, 2], &[1.0, -1.0, 2.0, 0.5, -0.5, 1.5, 0.25, 1.0]);
+        let l = b.op("Gemm", "logits", &[&f, &w], vec![]);
+        b.output(&l, DataType::Float, &[Some(1), Some(2)]);
+        let m = Model::new(build::model(b.finish(), "t"));
+        let cfg = TrainStepConfig {
+            batch_size: 1,
+            emit_gradients: true,
+            ..Default::default()
+        };
+        let step = build_train_step(&m, &cfg).unwrap();
+        let gname = step.grad_outputs.iter().find(|(p, _)| p == "P").unwrap().1.clone();
+        let mut sess = StepSession::new(step, &RuntimeConfig::cpu().with_threads(1)).unwrap();
+        let x = ArrayD::<f32>::zeros(IxDyn(&[1, 1, 4, 4]));
+        let y = ArrayD::from_shape_vec(IxDyn(&[1]), vec![0i64]).unwrap();
+        let state = sess.state.clone();
+        let (_, g) = sess.evaluate(x.view(), y.view(), &state, &[gname.as_str()]).unwrap();
+        let nz: Vec<usize> = g[0]
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v != 0.0)
+            .map(|(i, _)| i)
+            .collect();
+        // Window origins: 2×2/2 → (0,0),(0,2),(2,0),(2,2); 3×3/2 pad 1 → windows start at −1 and 1, whose
+        // first in-bounds element is (0,0),(0,1),(1,0),(1,1).
+        let want = if k == 2 { vec![0, 2, 8, 10] } else { vec![0, 1, 4, 5] };
+        assert_eq!(nz, want, "kernel {k} stride {s}: gradient at {nz:?}");
+    }
+}

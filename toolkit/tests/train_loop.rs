@@ -170,6 +170,14 @@ fn bad_input_is_rejected_before_anything_is_written() {
     assert!(e.contains("no gradient rule") && e.contains("Tanh (3 nodes"), "{e}");
     assert_untouched(&out);
 
+    if !cfg!(feature = "cuda") {
+        let mut o = opts(&out);
+        o.runtime.device = toolkit::runtime::Device::Cuda(0);
+        let e = err_of(&model, &tr, &te, &o);
+        assert!(e.contains("without the `cuda` feature"), "{e}");
+        assert_untouched(&out);
+    }
+
     // A checkpoint of another model.
     let other = root.path().join("other");
     let mut o = opts(&other);

@@ -253,13 +253,15 @@ pub fn train(model: &Model, data: &TensorSet, val: &TensorSet, opts: &TrainOptio
         provenance: Provenance::collect(opts.runtime.device)?,
     };
 
+    // The session is created before any output exists, so a bad device or graph leaves nothing behind.
+    let graph = opts.emit_graph.as_ref().map(|_| step.model.clone());
+    let mut sess = StepSession::new(step, &opts.runtime)?;
     std::fs::create_dir_all(&opts.out_dir).with_context(|| format!("creating {}", opts.out_dir.display()))?;
-    if let Some(g) = &opts.emit_graph {
-        Model::new(step.model.clone())
+    if let (Some(g), Some(graph)) = (&opts.emit_graph, graph) {
+        Model::new(graph)
             .save(g, false)
             .with_context(|| format!("writing the train-step graph to {}", g.display()))?;
     }
-    let mut sess = StepSession::new(step, &opts.runtime)?;
     let (start_epoch, mut best) = match resumed {
         Some((h, state)) => {
             sess.state = state;
