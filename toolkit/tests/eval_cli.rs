@@ -73,7 +73,10 @@ fn json_record_for_two_models_on_the_same_samples() {
         (c.agreement, c.baseline_only_correct, c.model_only_correct),
         (1.0, 0, 0)
     );
-    assert_eq!((c.mcnemar_p, c.top1_diff, c.ci_low, c.ci_high), (1.0, 0.0, 0.0, 0.0));
+    assert_eq!(
+        (c.mcnemar_p, c.top1_diff, c.ci_low, c.ci_high),
+        (1.0, 0.0, Some(0.0), Some(0.0))
+    );
     assert_eq!(r.preset.fingerprint.len(), 64);
     assert_eq!(r.provenance.ort_version, "1.31.1");
     assert_eq!(r.models[0].confusion.iter().flatten().sum::<u64>(), 300);
@@ -115,6 +118,30 @@ fn csv_and_table_outputs() {
     assert!(
         text.contains("top-1") && text.contains("fingerprint") && text.contains("confusion"),
         "{text}"
+    );
+}
+
+#[test]
+fn zero_bootstrap_resamples_give_no_interval() {
+    let m = mnist_model();
+    let args = [
+        "eval",
+        &m,
+        &m,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "mnist",
+        "--limit",
+        "20",
+        "--json",
+    ];
+    let o = ratio(&[&args[..], &["--bootstrap", "0"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: EvalRecord = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (r.comparisons[0].ci_low, r.comparisons[0].bootstrap_resamples),
+        (None, 0)
     );
 }
 

@@ -112,10 +112,10 @@ pub struct Comparison {
     pub model_only_correct: u64,
     /// Two-sided exact McNemar p-value.
     pub mcnemar_p: f64,
-    /// top1(model) − top1(baseline), with its paired percentile bootstrap interval.
+    /// top1(model) − top1(baseline), with its paired percentile bootstrap interval (`null` with 0 resamples).
     pub top1_diff: f64,
-    pub ci_low: f64,
-    pub ci_high: f64,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
     pub ci_level: f64,
     pub bootstrap_resamples: usize,
     pub bootstrap_seed: u64,

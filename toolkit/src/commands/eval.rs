@@ -346,8 +346,8 @@ pub fn evaluate(
                 model_only_correct: m.only_second,
                 mcnemar_p: m.p_value,
                 top1_diff: ci.diff,
-                ci_low: ci.low,
-                ci_high: ci.high,
+                ci_low: (ci.resamples > 0).then_some(ci.low),
+                ci_high: (ci.resamples > 0).then_some(ci.high),
                 ci_level: ci.level,
                 bootstrap_resamples: ci.resamples,
                 bootstrap_seed: ci.seed,
@@ -519,7 +519,10 @@ fn write_table(w: &mut impl Write, r: &schema::EvalRecord, confusion: bool) -> s
                 pct(c.agreement),
                 c.mcnemar_p,
                 c.top1_diff,
-                format!("[{:+.4}, {:+.4}]", c.ci_low, c.ci_high)
+                match (c.ci_low, c.ci_high) {
+                    (Some(lo), Some(hi)) => format!("[{lo:+.4}, {hi:+.4}]"),
+                    _ => "-".into(),
+                }
             )?;
         }
     }
