@@ -2,6 +2,7 @@
 //! detection, N:M placement policies and conversion. Nothing here links ONNX Runtime, so it builds and tests fast.
 
 pub mod act;
+pub mod autodiff;
 pub mod convert;
 pub mod error;
 pub mod ir;

@@ -138,7 +138,7 @@ fn plan_fold(
         .unwrap_or(1e-5) as f64;
     let wv = read(bn, w)?;
     let cout = w.dims.first().copied().unwrap_or(0) as usize;
-    let per = if cout == 0 { 0 } else { wv.len() / cout };
+    let per = wv.len().checked_div(cout).unwrap_or(0);
     if cout == 0 || per * cout != wv.len() || [&gamma, &beta, &mean, &var].iter().any(|v| v.len() != cout) {
         return Err(fold_err(
             bn.name_or_output(),

@@ -14,8 +14,11 @@ use crate::config::ModelConfig;
 use crate::init;
 use crate::net::{ConvShape, INPUT, LOGITS, Net, f32_tensor};
 
+/// A fixture builder.
+pub type Fixture = fn() -> ModelProto;
+
 /// Every fixture by name, for tests that sweep them all.
-pub fn all() -> Vec<(&'static str, fn() -> ModelProto)> {
+pub fn all() -> Vec<(&'static str, Fixture)> {
     vec![
         ("resnext_block", resnext_block),
         ("mobilenet_v2_inverted_residual", mobilenet_v2_inverted_residual),

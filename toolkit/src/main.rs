@@ -9,10 +9,12 @@ use toolkit::commands;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Bench(a) => commands::bench::run(a),
         Command::Convert(a) => commands::convert::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Data(a) => commands::data::run(a),
+        Command::Model(a) => commands::model::run(a),
     };
     toolkit::commands::finish(result)
 }

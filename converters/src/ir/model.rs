@@ -1,5 +1,6 @@
 //! Loading and saving models: zero-copy decode, external data, atomic writes, provenance helpers.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -8,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{IrError, Result};
 use crate::ir::external::{self, ExternalStore};
+use crate::ir::stream;
 use crate::proto::{ModelProto, StringStringEntryProto};
 
 /// An ONNX model and its origin.
@@ -111,9 +113,10 @@ impl Model {
         self.store.tensor_bytes(t, &self.display_name())
     }
 
-    /// Write atomically to `path` (temp file + rename). External data is rewritten beside the output as
-    /// `<file>.data` when the model has any, or when `force_external` asks for it.
-    pub fn save(&self, path: impl AsRef<Path>, force_external: bool) -> Result<()> {
+    /// Write atomically to `path` (temp file + rename) and return the sha256 of what was written. External data
+    /// is rewritten beside the output as `<file>.data` when the model has any, or when `force_external` asks.
+    /// The model is streamed to disk: memory stays at one tensor beyond the model itself.
+    pub fn save(&self, path: impl AsRef<Path>, force_external: bool) -> Result<String> {
         let path = path.as_ref();
         if self.has_external_data() || force_external {
             let data_name = format!(
@@ -123,9 +126,9 @@ impl Model {
             let data_path = path.with_file_name(&data_name);
             let (proto, blob) = self.store.externalize(&self.proto, &data_name, &self.display_name())?;
             write_atomic(&data_path, &blob)?;
-            write_atomic(path, &proto.encode_to_vec())
+            write_atomic_with(path, |w| stream::write_model(&proto, w))
         } else {
-            write_atomic(path, &self.proto.encode_to_vec())
+            write_atomic_with(path, |w| stream::write_model(&self.proto, w))
         }
     }
 
@@ -181,8 +184,12 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 }
 
 /// Write `bytes` to `path` through a temp file in the same folder and a rename, so readers never see half a file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<String> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// Like [`write_atomic`], with the content produced by `fill`; returns the sha256 of the bytes written.
+pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<String> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -193,13 +200,39 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         path: path.to_path_buf(),
         error,
     };
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| {
+    let result = (|| -> std::io::Result<String> {
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = HashingWriter {
+            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+        };
+        fill(&mut w)?;
+        let HashingWriter { inner, hasher } = w;
+        let file = inner.into_inner().map_err(|e| e.into_error())?;
+        // Durable before the rename, so a crash leaves either the old file or the whole new one.
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        Ok(hex::encode(hasher.finalize()))
+    })();
+    if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
+    }
+    result.map_err(io)
+}
+
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }

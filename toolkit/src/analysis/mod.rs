@@ -1,5 +1,12 @@
-//! Statistics over measurements: latency, accuracy (top-k, confusion) and the paired tests between models.
+//! Statistics over measurements: latency, accuracy (top-k, confusion) and the paired tests between models,
+//! representation richness (CKA, spectra, linear probes, activation statistics) and the Leaky-ReLU ensemble
+//! decomposition.
 
 pub mod accuracy;
+pub mod cka;
 pub mod latency;
+pub mod leaky;
+pub mod probe;
+pub mod richness;
+pub mod spectrum;
 pub mod stats;

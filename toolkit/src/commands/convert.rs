@@ -240,7 +240,7 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
                 .with_context(|| format!("{}: runtime check of the converted model failed", args.model.display()))?,
         )
     };
-    converted
+    let output_sha256 = converted
         .save(&output, args.external_data)
         .with_context(|| format!("writing {}", output.display()))?;
 
@@ -249,7 +249,7 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         source: args.model.display().to_string(),
         source_sha256: model.source_sha256.clone().unwrap_or_default(),
         output: output.display().to_string(),
-        output_sha256: converters::ir::model::sha256_file(&output)?,
+        output_sha256,
         policy: plan.policy.describe(),
         slots: plan.slots.len(),
         changed: plan.changed().map(|s| s.name.clone()).collect(),

@@ -151,14 +151,14 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         progress: !args.no_progress,
     };
     let record = evaluate(runners, ds, &preset, &cfg, args.threads)?;
+    let envelope = envelope(&record, &args)?;
     if let Some(out) = &args.out {
-        let json = serde_json::to_vec_pretty(&record)?;
-        converters::ir::model::write_atomic(out, &json).with_context(|| format!("writing {}", out.display()))?;
+        converters::ir::model::write_atomic(out, envelope.to_json_pretty().as_bytes())
+            .with_context(|| format!("writing {}", out.display()))?;
     }
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut stdout, &record)?;
-        writeln!(stdout)?;
+        writeln!(stdout, "{}", envelope.to_json_pretty())?;
     } else if args.csv {
         write_csv(&mut stdout, &record)?;
     } else {
@@ -356,7 +356,6 @@ pub fn evaluate(
         .collect();
     let id = ds.identity();
     Ok(schema::EvalRecord {
-        schema: schema::EVAL_SCHEMA.into(),
         provenance: to_schema_provenance(Provenance::with_ort_version(device, ort_version))?,
         data: schema::DataInfo {
             path: id.path.clone(),
@@ -384,6 +383,43 @@ pub fn evaluate(
         models,
         comparisons,
     })
+}
+
+/// Wrap the body in the shared record envelope: command line, short provenance (with the preset fingerprint, data
+/// hash and bootstrap seed under `extra`), and every input file pinned by sha256.
+fn envelope(r: &schema::EvalRecord, args: &EvalArgs) -> Result<reports::schema::Record> {
+    let p = &r.provenance;
+    let m = &p.machine;
+    let mut extra = serde_json::Map::new();
+    extra.insert("preset_fingerprint".into(), r.preset.fingerprint.clone().into());
+    extra.insert("data_sha256".into(), r.data.sha256.clone().into());
+    extra.insert("bootstrap_seed".into(), args.seed.into());
+    extra.insert("execution_provider".into(), p.execution_provider.clone().into());
+    let prov = reports::schema::Provenance {
+        tool_version: p.tool_version.clone(),
+        ort_version: Some(p.ort_version.clone()),
+        machine: format!("{} ({}, {} cpus, {})", m.hostname, m.os, m.cores, m.cpu_model),
+        device: Some(p.device.clone()),
+        extra,
+    };
+    let mut rec = reports::schema::Record::new(r, std::env::args().collect(), prov, p.timestamp.clone())?;
+    rec.inputs = r
+        .models
+        .iter()
+        .filter_map(|m| {
+            m.sha256.as_ref().map(|sha| reports::schema::FileRef {
+                path: m.path.clone(),
+                sha256: sha.clone(),
+            })
+        })
+        .collect();
+    if r.data.hashed == "files" {
+        rec.inputs.push(reports::schema::FileRef {
+            path: r.data.path.clone(),
+            sha256: r.data.sha256.clone(),
+        });
+    }
+    Ok(rec)
 }
 
 fn to_schema_provenance(p: Provenance) -> Result<schema::Provenance> {

@@ -1,9 +1,11 @@
 //! One module per subcommand; each exposes `run(args) -> anyhow::Result<ExitCode>`.
 
+pub mod bench;
 pub mod convert;
 pub mod data;
 pub mod eval;
 pub mod inspect;
+pub mod model;
 
 /// Print an error chain as `error: top` + `  caused by: …` lines and pick the exit code: a broken pipe is a
 /// clean exit, anything else exits 2.

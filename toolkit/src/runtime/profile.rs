@@ -43,20 +43,40 @@ pub struct ProfileSummary {
     pub top_nodes: Vec<NodeTime>,
 }
 
-/// Read the trace at `path` and keep the `top` slowest nodes; op types are all listed, slowest first.
-pub fn summarize_profile(path: &Path, top: usize) -> Result<ProfileSummary> {
+/// Read the trace at `path` and keep the `top` slowest nodes; op types are all listed, slowest first. The first
+/// `skip_runs` runs are left out (warm-up: first runs pay for allocation and kernel selection).
+pub fn summarize_profile(path: &Path, top: usize, skip_runs: usize) -> Result<ProfileSummary> {
     let err = |reason: String| RuntimeError::Profile {
         path: path.to_path_buf(),
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
     let events: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|e| err(format!("not JSON: {e}")))?;
-    summarize_events(&events, top).map_err(err)
+    summarize_events(&events, top, skip_runs).map_err(err)
 }
 
-pub fn summarize_events(events: &[serde_json::Value], top: usize) -> std::result::Result<ProfileSummary, String> {
-    let mut runs = 0;
-    let mut run_total = 0.0;
+pub fn summarize_events(
+    events: &[serde_json::Value],
+    top: usize,
+    skip_runs: usize,
+) -> std::result::Result<ProfileSummary, String> {
+    let mut run_windows: Vec<(f64, f64)> = events
+        .iter()
+        .filter(|e| e["cat"] == "Session" && e["name"] == "model_run")
+        .map(|e| (e["ts"].as_f64().unwrap_or(0.0), e["dur"].as_f64().unwrap_or(0.0)))
+        .collect();
+    run_windows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if skip_runs >= run_windows.len() && skip_runs > 0 {
+        return Err(format!(
+            "the trace holds {} runs, all of them skipped as warm-up ({skip_runs})",
+            run_windows.len()
+        ));
+    }
+    // Kernels start inside their run, so everything before the first kept run's start belongs to warm-up.
+    let kept_from = run_windows.get(skip_runs).map(|w| w.0).unwrap_or(f64::NEG_INFINITY);
+    let kept = &run_windows[skip_runs.min(run_windows.len())..];
+    let runs = kept.len();
+    let run_total: f64 = kept.iter().map(|w| w.1).sum();
     // The trace sometimes repeats an event verbatim (same node, same start); count each (name, ts) once.
     let mut seen = HashSet::new();
     let mut nodes: BTreeMap<String, (String, String, usize, f64)> = BTreeMap::new();
@@ -65,11 +85,7 @@ pub fn summarize_events(events: &[serde_json::Value], top: usize) -> std::result
         let name = e["name"].as_str().unwrap_or("");
         let dur = e["dur"].as_f64().unwrap_or(0.0);
         match cat {
-            "Session" if name == "model_run" => {
-                runs += 1;
-                run_total += dur;
-            }
-            "Node" => {
+            "Node" if e["ts"].as_f64().unwrap_or(0.0) >= kept_from => {
                 let Some(node) = name.strip_suffix("_kernel_time") else {
                     continue;
                 };
@@ -143,8 +159,8 @@ mod tests {
     fn groups_by_node_and_op_and_drops_duplicates() {
         let events = vec![
             json!({"cat": "Session", "name": "session_initialization", "dur": 9999.0}),
-            json!({"cat": "Session", "name": "model_run", "dur": 100.0}),
-            json!({"cat": "Session", "name": "model_run", "dur": 110.0}),
+            json!({"cat": "Session", "name": "model_run", "ts": 0, "dur": 100.0}),
+            json!({"cat": "Session", "name": "model_run", "ts": 150, "dur": 110.0}),
             node("conv1", "Conv", 1, 30.0),
             node("conv1", "Conv", 1, 30.0), // verbatim repeat
             node("conv1", "Conv", 200, 34.0),
@@ -154,7 +170,7 @@ mod tests {
             node("relu", "Relu", 203, 8.0),
             json!({"cat": "Node", "name": "conv1_fence_before", "ts": 0, "dur": 1.0}),
         ];
-        let s = summarize_events(&events, 2).unwrap();
+        let s = summarize_events(&events, 2, 0).unwrap();
         assert_eq!(s.runs, 2);
         assert_eq!(s.run_total_us, 210.0);
         assert_eq!(s.kernel_total_us, 120.0);
@@ -164,11 +180,21 @@ mod tests {
         assert_eq!(s.top_nodes.len(), 2);
         assert_eq!((s.top_nodes[0].node.as_str(), s.top_nodes[0].mean_us), ("conv1", 32.0));
         assert_eq!(s.top_nodes[1].node, "conv2");
+
+        // Skipping the first run keeps only kernels that start in the second (ts ≥ 150).
+        let s = summarize_events(&events, 5, 1).unwrap();
+        assert_eq!((s.runs, s.run_total_us, s.kernel_total_us), (1, 110.0, 62.0));
+        assert_eq!(s.top_nodes[0].calls, 1);
+        assert!(
+            summarize_events(&events, 5, 2)
+                .unwrap_err()
+                .contains("all of them skipped")
+        );
     }
 
     #[test]
     fn a_trace_without_kernels_is_an_error() {
-        let e = summarize_events(&[json!({"cat": "Session", "name": "model_run", "dur": 1.0})], 5).unwrap_err();
+        let e = summarize_events(&[json!({"cat": "Session", "name": "model_run", "dur": 1.0})], 5, 0).unwrap_err();
         assert!(e.contains("no kernel events"));
     }
 }

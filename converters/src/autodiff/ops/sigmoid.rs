@@ -1,0 +1,26 @@
+//! Sigmoid: dX = dY·Y·(1 − Y), reusing the forward output.
+
+use crate::autodiff::cx::GradCx;
+use crate::autodiff::error::Result;
+use crate::autodiff::ops::common::{out0, same_as_first};
+use crate::autodiff::registry::{Grad, Rule};
+use crate::proto::NodeProto;
+
+pub const RULE: Rule = Rule {
+    op_type: "Sigmoid",
+    infer: same_as_first,
+    grad: Grad::Rule(grad),
+    forward_train: None,
+    param_slots: &[],
+};
+
+fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Option<String>>> {
+    let Some(dy) = dys[0].as_deref() else {
+        return Ok(vec![None]);
+    };
+    let y = out0(n).to_string();
+    let one = cx.scalar(1.0);
+    let omy = cx.op("Sub", "sig_1my", &[&one, &y], vec![]);
+    let d = cx.mul(&y, &omy);
+    Ok(vec![Some(cx.mul(dy, &d))])
+}

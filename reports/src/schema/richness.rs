@@ -1,0 +1,1 @@
+//! Body of `ratio richness --json` records (owned by the richness work; filled in there).

@@ -1,0 +1,552 @@
+//! The Leaky-ReLU ensemble (DESIGN.md §6): with LReLU_a(z) = a·z + (1−a)·D(z)·z and the gate masks D_i frozen at
+//! the values the leaky network itself produces, the network is affine in each activation operator, so its output
+//! splits exactly into a binomial mixture over subnetworks:
+//! y(x) = Σ_{S ⊆ layers} a^{L−|S|} (1−a)^{|S|} f_S(x), where f_S applies the frozen gate only at the layers in S
+//! and is linear (×1) at the others. Grouping by k = |S| gives a mixture over conv:ReLU ratios.
+//!
+//! The decomposition is one ONNX graph run in ONNX Runtime: the original network (which computes the masks) plus
+//! a gated copy whose LeakyRelu nodes become `z' · (s_i·D_i + 1 − s_i)` with a scalar selector input `s_i ∈ {0,1}`
+//! per layer. Other non-affine choices are frozen the same way so the identity stays exact: plain Relu uses its own
+//! recorded mask (always applied), MaxPool reuses the indices of the original's maxima.
+
+use std::collections::{HashMap, HashSet};
+
+use converters::Model;
+use converters::ir::attr::NodeExt;
+use converters::ir::build::{self, Attr, GraphBuilder};
+use converters::proto::tensor_proto::DataType;
+use ndarray::{ArrayD, IxDyn};
+use rand::SeedableRng;
+use rand::seq::index::sample;
+use serde::Serialize;
+
+use crate::analysis::richness::{Batch, data_input};
+use crate::runtime::{Feed, Runner, RuntimeConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LeakyError {
+    #[error(
+        "{model}: no LeakyRelu node; `ratio leaky` decomposes networks whose activations are LeakyRelu (make one with `ratio-convert --leaky A`)"
+    )]
+    NoLeakyRelu { model: String },
+    #[error("{model}: LeakyRelu nodes use different alphas ({found}); the binomial mixture needs one alpha")]
+    MixedAlpha { model: String, found: String },
+    #[error("{model}: --alpha {given} but the model's LeakyRelu nodes use alpha {found}")]
+    AlphaMismatch { model: String, given: f32, found: f32 },
+    #[error("alpha must lie strictly between 0 and 1, got {0}")]
+    BadAlpha(f32),
+    #[error(
+        "{model}: node '{node}' ({op}) is not affine in its data input, so the ensemble identity would not hold: {why}"
+    )]
+    NotAffine {
+        model: String,
+        node: String,
+        op: String,
+        why: String,
+    },
+    #[error("{model}: {count} LeakyRelu layers; at most 64 are supported")]
+    TooManyLayers { model: String, count: usize },
+    #[error("{model}: {reason}")]
+    Graph { model: String, reason: String },
+}
+
+/// Ops that are non-affine in their data input and cannot be frozen by recording a choice.
+const NON_AFFINE: [&str; 24] = [
+    "Softmax",
+    "LogSoftmax",
+    "Sigmoid",
+    "Tanh",
+    "Clip",
+    "PRelu",
+    "Elu",
+    "Selu",
+    "Celu",
+    "HardSigmoid",
+    "HardSwish",
+    "Gelu",
+    "Erf",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Pow",
+    "Abs",
+    "Max",
+    "Min",
+    "GlobalMaxPool",
+    "ReduceMax",
+    "ReduceMin",
+    "LpNormalization",
+];
+
+/// The decomposition graph and the names needed to run it.
+#[derive(Debug, Clone)]
+pub struct Decomposition {
+    pub model: Model,
+    pub source: String,
+    /// LeakyRelu node names in graph order: bit i of a subset mask is layer i.
+    pub layers: Vec<String>,
+    pub alpha: f32,
+    pub input: String,
+    /// The leaky network's own output.
+    pub output: String,
+    /// The gated copy's output f_S.
+    pub gated_output: String,
+    pub selectors: Vec<String>,
+}
+
+fn alpha_of(n: &converters::proto::NodeProto) -> f32 {
+    // ONNX default for LeakyRelu.
+    n.get_f("alpha").ok().flatten().unwrap_or(0.01)
+}
+
+/// Build the decomposition graph of `model`. `alpha`, when given, must equal the model's (single) alpha.
+pub fn build_decomposition(model: &Model, alpha: Option<f32>) -> Result<Decomposition, LeakyError> {
+    let name = model.display_name();
+    let g = model.graph().clone();
+    let (input, _) = data_input(model).map_err(|e| LeakyError::Graph {
+        model: name.clone(),
+        reason: e.to_string(),
+    })?;
+    let leaky: Vec<&converters::proto::NodeProto> = g.node.iter().filter(|n| n.op() == "LeakyRelu").collect();
+    if leaky.is_empty() {
+        return Err(LeakyError::NoLeakyRelu { model: name });
+    }
+    if leaky.len() > 64 {
+        return Err(LeakyError::TooManyLayers {
+            model: name,
+            count: leaky.len(),
+        });
+    }
+    let mut alphas: Vec<f32> = leaky.iter().map(|n| alpha_of(n)).collect();
+    alphas.dedup_by(|a, b| (*a - *b).abs() <= 1e-7);
+    if alphas.len() > 1 {
+        return Err(LeakyError::MixedAlpha {
+            model: name,
+            found: alphas.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
+        });
+    }
+    let a = alphas[0];
+    if let Some(given) = alpha
+        && (given - a).abs() > 1e-6
+    {
+        return Err(LeakyError::AlphaMismatch {
+            model: name,
+            given,
+            found: a,
+        });
+    }
+    if !(a > 0.0 && a < 1.0) {
+        return Err(LeakyError::BadAlpha(a));
+    }
+    let output = g
+        .output
+        .first()
+        .and_then(|o| o.name.clone())
+        .ok_or_else(|| LeakyError::Graph {
+            model: name.clone(),
+            reason: "graph has no output".into(),
+        })?;
+
+    let mut b = GraphBuilder::from_graph(g.clone());
+    let one = b.init_f32("leaky_decomp_one", &[], &[1.0]);
+    let zero = b.init_f32("leaky_decomp_zero", &[], &[0.0]);
+    let flat_shape = b.init_i64("leaky_decomp_flat", &[1], &[-1]);
+    let mut dep: HashSet<String> = HashSet::from([input.clone()]);
+    let mut rename: HashMap<String, String> = HashMap::new();
+    let mut layers = Vec::new();
+    let mut selectors = Vec::new();
+    let not_affine = |n: &converters::proto::NodeProto, why: &str| LeakyError::NotAffine {
+        model: name.clone(),
+        node: n.name_or_output().to_string(),
+        op: n.op().to_string(),
+        why: why.to_string(),
+    };
+    for (idx, n) in g.node.iter().enumerate() {
+        if !n.subgraphs().is_empty() {
+            return Err(not_affine(n, "control flow (subgraphs) is not supported"));
+        }
+        let dep_inputs = n.input.iter().filter(|i| dep.contains(*i)).count();
+        if dep_inputs == 0 {
+            // Constant with respect to the data: both halves share it.
+            continue;
+        }
+        let op = n.op();
+        if NON_AFFINE.contains(&op) {
+            return Err(not_affine(n, "remove it or end the analysed graph before it"));
+        }
+        if matches!(op, "Mul" | "Div" | "MatMul") && dep_inputs > 1 {
+            return Err(not_affine(n, "it multiplies two data-dependent tensors"));
+        }
+        for o in n.output.iter().filter(|o| !o.is_empty()) {
+            dep.insert(o.clone());
+            let fresh = b.fresh(&format!("{o}__gated"));
+            rename.insert(o.clone(), fresh);
+        }
+        let ins: Vec<String> = n
+            .input
+            .iter()
+            .map(|i| rename.get(i).cloned().unwrap_or_else(|| i.clone()))
+            .collect();
+        let out0 = rename[&n.output[0]].clone();
+        let mask = |b: &mut GraphBuilder| -> String {
+            let gt = b.op("Greater", "leaky_decomp_gt", &[&n.input[0], &zero], vec![]);
+            b.op(
+                "Cast",
+                "leaky_decomp_mask",
+                &[&gt],
+                vec![("to", Attr::Int(DataType::Float as i64))],
+            )
+        };
+        match op {
+            "LeakyRelu" => {
+                let sel = format!("leaky_select_{}", layers.len());
+                b.input(&sel, DataType::Float, &[]);
+                let d = mask(&mut b);
+                let sd = b.op("Mul", "leaky_decomp_sd", &[&sel, &d], vec![]);
+                let off = b.op("Sub", "leaky_decomp_off", &[&one, &sel], vec![]);
+                let gate = b.op("Add", "leaky_decomp_gate", &[&sd, &off], vec![]);
+                let nm = b.fresh(&format!("{}__gated", n.name_or_output()));
+                b.graph
+                    .node
+                    .push(build::node("Mul", &nm, &[&ins[0], &gate], &[&out0], vec![]));
+                layers.push(n.name_or_output().to_string());
+                selectors.push(sel);
+            }
+            "Relu" => {
+                let d = mask(&mut b);
+                let nm = b.fresh(&format!("{}__gated", n.name_or_output()));
+                b.graph
+                    .node
+                    .push(build::node("Mul", &nm, &[&ins[0], &d], &[&out0], vec![]));
+            }
+            "MaxPool" => {
+                if n.get_i("storage_order").ok().flatten().unwrap_or(0) != 0 {
+                    return Err(not_affine(n, "MaxPool with storage_order=1 is not supported"));
+                }
+                let indices = match n.output.get(1).filter(|s| !s.is_empty()) {
+                    Some(i) => i.clone(),
+                    None => {
+                        let i = b.fresh(&format!("{}_indices", n.output[0]));
+                        let node = &mut b.graph.node[idx];
+                        node.output.resize(1, String::new());
+                        node.output.push(i.clone());
+                        i
+                    }
+                };
+                // ONNX Runtime's MaxPool indices are offsets into the whole flattened input (batch included).
+                let flat = b.op("Reshape", "leaky_decomp_flat", &[&ins[0], &flat_shape], vec![]);
+                let nm = b.fresh(&format!("{}__gated", n.name_or_output()));
+                b.graph.node.push(build::node(
+                    "Gather",
+                    &nm,
+                    &[&flat, &indices],
+                    &[&out0],
+                    vec![("axis", Attr::Int(0))],
+                ));
+            }
+            _ => {
+                let mut c = n.clone();
+                c.name = Some(b.fresh(&format!("{}__gated", n.name_or_output())));
+                c.input = ins;
+                c.output = n
+                    .output
+                    .iter()
+                    .map(|o| rename.get(o).cloned().unwrap_or_default())
+                    .collect();
+                b.graph.node.push(c);
+            }
+        }
+    }
+    let gated_output = rename.get(&output).cloned().ok_or_else(|| LeakyError::Graph {
+        model: name.clone(),
+        reason: format!("output '{output}' does not depend on the input '{input}'"),
+    })?;
+    let mut graph = b.finish();
+    let first = graph.output[0].clone();
+    let mut gated_vi = first.clone();
+    gated_vi.name = Some(gated_output.clone());
+    graph.output = vec![first, gated_vi];
+    // Shapes recorded for the original values may not hold for renamed ones; ORT re-infers them.
+    graph.value_info.clear();
+    let mut proto = model.proto.clone();
+    proto.graph = Some(graph);
+    Ok(Decomposition {
+        model: Model::new(proto),
+        source: name,
+        layers,
+        alpha: a,
+        input,
+        output,
+        gated_output,
+        selectors,
+    })
+}
+
+/// Options of [`decompose`].
+#[derive(Debug, Clone, Serialize)]
+pub struct LeakyOptions {
+    pub samples: usize,
+    /// Enumerate all 2^L subnetworks up to this many layers; sample above.
+    pub max_exact: usize,
+    /// Subsets evaluated per k when sampling.
+    pub subsets_per_k: usize,
+    pub seed: u64,
+}
+
+impl Default for LeakyOptions {
+    fn default() -> Self {
+        LeakyOptions {
+            samples: 1000,
+            max_exact: 12,
+            subsets_per_k: 16,
+            seed: 0,
+        }
+    }
+}
+
+/// One group of subnetworks with k gated layers.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupStats {
+    pub k: usize,
+    /// C(L, k).
+    pub subsets: u64,
+    /// How many were run (all of them when exact).
+    pub evaluated: usize,
+    /// C(L,k)·a^{L−k}·(1−a)^k; the weights sum to 1.
+    pub weight: f64,
+    /// Mean over samples of ‖G_k(x)‖₂, the group's weighted contribution to the output.
+    pub mean_norm: f64,
+    /// Top-1 of argmax G_k (the k-gated ensemble on its own).
+    pub group_accuracy: Option<f64>,
+    /// Top-1 of the partial sum G_0 + … + G_k.
+    pub partial_accuracy: Option<f64>,
+    /// ‖y − (G_0 + … + G_k)‖ / ‖y‖ over all samples.
+    pub partial_rel_error: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LeakyReport {
+    pub model: String,
+    pub layers: Vec<String>,
+    pub alpha: f32,
+    pub exact: bool,
+    pub samples: u64,
+    /// ‖y − Σ_k G_k‖ / ‖y‖ over all samples: float rounding level when exact.
+    pub reconstruction_rel_error: f64,
+    pub max_abs_error: f64,
+    pub leaky_accuracy: Option<f64>,
+    pub groups: Vec<GroupStats>,
+}
+
+fn binomial(n: usize, k: usize) -> u64 {
+    (0..k).fold(1u64, |acc, i| acc * (n - i) as u64 / (i + 1) as u64)
+}
+
+/// All k-subsets of 0..l as bit masks (only called when C(l,k) is small).
+fn k_subsets(l: usize, k: usize) -> Vec<u64> {
+    let mut out = Vec::new();
+    fn rec(start: usize, l: usize, k: usize, mask: u64, out: &mut Vec<u64>) {
+        if k == 0 {
+            out.push(mask);
+            return;
+        }
+        for i in start..=(l - k) {
+            rec(i + 1, l, k - 1, mask | (1 << i), out);
+        }
+    }
+    rec(0, l, k, 0, &mut out);
+    out
+}
+
+/// Which subsets to run per k, and the factor turning their plain sum into the group's estimate
+/// (a^{L−k}(1−a)^k when all are run; scaled by C(L,k)/m when m of them are sampled).
+fn plan_subsets(l: usize, a: f64, opts: &LeakyOptions) -> (bool, Vec<(Vec<u64>, f64)>) {
+    let exact = l <= opts.max_exact;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
+    let plan = (0..=l)
+        .map(|k| {
+            let w = a.powi((l - k) as i32) * (1.0 - a).powi(k as i32);
+            let count = binomial(l, k);
+            if exact || count <= opts.subsets_per_k as u64 {
+                (k_subsets(l, k), w)
+            } else {
+                let m = opts.subsets_per_k.max(1);
+                let masks = (0..m)
+                    .map(|_| sample(&mut rng, l, k).iter().fold(0u64, |acc, i| acc | (1 << i)))
+                    .collect();
+                (masks, w * count as f64 / m as f64)
+            }
+        })
+        .collect();
+    (exact, plan)
+}
+
+/// Run the decomposition over `batches` (labels optional) and report per-k statistics.
+pub fn decompose(
+    dec: &Decomposition,
+    batches: impl IntoIterator<Item = anyhow::Result<Batch>>,
+    opts: &LeakyOptions,
+    config: &RuntimeConfig,
+) -> anyhow::Result<LeakyReport> {
+    let mut runner = Runner::from_model(&dec.model, config)?;
+    let l = dec.layers.len();
+    let a = dec.alpha as f64;
+    let (exact, plan) = plan_subsets(l, a, opts);
+    let scalars: [ArrayD<f32>; 2] = [ArrayD::zeros(IxDyn(&[])), ArrayD::ones(IxDyn(&[]))];
+    let mut seen = 0u64;
+    let (mut err2, mut y2, mut max_abs) = (0.0f64, 0.0f64, 0.0f64);
+    let mut leaky_correct = 0u64;
+    let mut labelled = 0u64;
+    let mut norm_sum = vec![0.0f64; l + 1];
+    let mut group_correct = vec![0u64; l + 1];
+    let mut partial_correct = vec![0u64; l + 1];
+    let mut partial_err2 = vec![0.0f64; l + 1];
+    for batch in batches {
+        if seen as usize >= opts.samples {
+            break;
+        }
+        let batch = batch?;
+        let n = batch
+            .x
+            .shape()
+            .first()
+            .copied()
+            .unwrap_or(0)
+            .min(opts.samples - seen as usize);
+        if n == 0 {
+            continue;
+        }
+        let x = batch
+            .x
+            .slice_axis(ndarray::Axis(0), ndarray::Slice::from(0..n))
+            .to_owned();
+        let labels = batch.labels.as_ref().map(|v| &v[..n]);
+        let mut y: Option<Vec<f32>> = None;
+        let mut groups: Vec<Vec<f64>> = Vec::with_capacity(l + 1);
+        for (masks, factor) in &plan {
+            let mut acc: Vec<f64> = Vec::new();
+            for &mask in masks {
+                let mut feeds: Vec<(&str, Feed<'_>)> = vec![(dec.input.as_str(), Feed::F32(x.view()))];
+                for (i, s) in dec.selectors.iter().enumerate() {
+                    feeds.push((s.as_str(), Feed::F32(scalars[((mask >> i) & 1) as usize].view())));
+                }
+                let names: Vec<&str> = if y.is_none() {
+                    vec![dec.output.as_str(), dec.gated_output.as_str()]
+                } else {
+                    vec![dec.gated_output.as_str()]
+                };
+                let out = runner.run_select(&feeds, &names)?;
+                if y.is_none() {
+                    let yo = out.get(&dec.output)?;
+                    y = Some(yo.iter().copied().collect());
+                }
+                let f = out.get(&dec.gated_output)?;
+                if acc.is_empty() {
+                    acc = vec![0.0; f.len()];
+                }
+                acc.iter_mut().zip(f.iter()).for_each(|(s, &v)| *s += v as f64);
+            }
+            acc.iter_mut().for_each(|v| *v *= factor);
+            groups.push(acc);
+        }
+        let y = y.unwrap_or_default();
+        let width = y.len() / n;
+        let argmax = |row: &[f64]| (0..row.len()).max_by(|&p, &q| row[p].total_cmp(&row[q])).unwrap_or(0);
+        let mut partial = vec![0.0f64; y.len()];
+        for (k, gk) in groups.iter().enumerate() {
+            partial.iter_mut().zip(gk).for_each(|(p, g)| *p += g);
+            for i in 0..n {
+                let row = &gk[i * width..(i + 1) * width];
+                norm_sum[k] += row.iter().map(|v| v * v).sum::<f64>().sqrt();
+                let prow = &partial[i * width..(i + 1) * width];
+                partial_err2[k] += prow
+                    .iter()
+                    .zip(&y[i * width..(i + 1) * width])
+                    .map(|(p, &t)| (p - t as f64).powi(2))
+                    .sum::<f64>();
+                if let Some(lb) = labels {
+                    group_correct[k] += u64::from(argmax(row) == lb[i] as usize);
+                    partial_correct[k] += u64::from(argmax(prow) == lb[i] as usize);
+                }
+            }
+        }
+        for (p, &t) in partial.iter().zip(&y) {
+            let d = p - t as f64;
+            err2 += d * d;
+            y2 += (t as f64).powi(2);
+            max_abs = max_abs.max(d.abs());
+        }
+        if let Some(lb) = labels {
+            let yf: Vec<f64> = y.iter().map(|&v| v as f64).collect();
+            for i in 0..n {
+                leaky_correct += u64::from(argmax(&yf[i * width..(i + 1) * width]) == lb[i] as usize);
+            }
+            labelled += n as u64;
+        }
+        seen += n as u64;
+    }
+    if seen == 0 {
+        anyhow::bail!("no samples were analysed (empty data set or --samples 0)");
+    }
+    let acc = |c: u64| (labelled > 0).then(|| c as f64 / labelled as f64);
+    let y_norm = y2.sqrt().max(f64::MIN_POSITIVE);
+    let groups = (0..=l)
+        .map(|k| GroupStats {
+            k,
+            subsets: binomial(l, k),
+            evaluated: plan[k].0.len(),
+            weight: binomial(l, k) as f64 * a.powi((l - k) as i32) * (1.0 - a).powi(k as i32),
+            mean_norm: norm_sum[k] / seen as f64,
+            group_accuracy: acc(group_correct[k]),
+            partial_accuracy: acc(partial_correct[k]),
+            partial_rel_error: partial_err2[k].sqrt() / y_norm,
+        })
+        .collect();
+    Ok(LeakyReport {
+        model: dec.source.clone(),
+        layers: dec.layers.clone(),
+        alpha: dec.alpha,
+        exact,
+        samples: seen,
+        reconstruction_rel_error: err2.sqrt() / y_norm,
+        max_abs_error: max_abs,
+        leaky_accuracy: acc(leaky_correct),
+        groups,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binomials_and_subsets() {
+        assert_eq!(binomial(12, 6), 924);
+        assert_eq!(binomial(5, 0), 1);
+        let s = k_subsets(5, 2);
+        assert_eq!(s.len(), 10);
+        assert!(s.iter().all(|m| m.count_ones() == 2));
+        let weights: f64 = (0..=7)
+            .map(|k| binomial(7, k) as f64 * 0.3f64.powi(7 - k as i32) * 0.7f64.powi(k as i32))
+            .sum();
+        assert!((weights - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sampled_plan_scales_to_the_group_size() {
+        let opts = LeakyOptions {
+            max_exact: 12,
+            subsets_per_k: 4,
+            ..Default::default()
+        };
+        let (exact, plan) = plan_subsets(20, 0.1, &opts);
+        assert!(!exact);
+        // k = 0 and k = 20 have a single subset each: enumerated, unscaled.
+        assert_eq!(plan[0].0, vec![0]);
+        assert_eq!(plan[20].0, vec![(1u64 << 20) - 1]);
+        assert_eq!(plan[3].0.len(), 4);
+        assert!(plan[3].0.iter().all(|m| m.count_ones() == 3));
+        let w3 = 0.1f64.powi(17) * 0.9f64.powi(3);
+        assert!((plan[3].1 - w3 * binomial(20, 3) as f64 / 4.0).abs() < 1e-12 * plan[3].1);
+    }
+}

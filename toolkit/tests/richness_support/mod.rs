@@ -1,0 +1,63 @@
+//! Shared by the richness and leaky tests: the real MNIST test set and checkpoint from ../shared.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use converters::Model;
+use ndarray::Array4;
+use toolkit::analysis::richness::Batch;
+use toolkit::runtime::RuntimeConfig;
+
+pub fn shared(rel: &str) -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|a| a.join("shared").join(rel))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
+}
+
+/// One intra-op thread: the machine is shared, and results must not depend on the thread count.
+pub fn cfg() -> RuntimeConfig {
+    RuntimeConfig::cpu().with_threads(1)
+}
+
+fn gunzip(path: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// The first `n` MNIST test images with the checkpoint's preprocessing: x/255, then (x − 0.1307)/0.3081.
+pub fn mnist_test(n: usize) -> (Vec<f32>, Vec<u32>) {
+    let images = gunzip(&shared("data/mnist/t10k-images.idx3-ubyte.gz"));
+    let labels = gunzip(&shared("data/mnist/t10k-labels.idx1-ubyte.gz"));
+    assert_eq!(&images[..4], &[0, 0, 8, 3]);
+    let x = images[16..16 + n * 784]
+        .iter()
+        .map(|&p| (p as f32 / 255.0 - 0.1307) / 0.3081)
+        .collect();
+    let y = labels[8..8 + n].iter().map(|&l| l as u32).collect();
+    (x, y)
+}
+
+pub fn batches(x: &[f32], y: &[u32], size: usize) -> Vec<anyhow::Result<Batch>> {
+    x.chunks(size * 784)
+        .zip(y.chunks(size))
+        .map(|(xs, ys)| {
+            Ok(Batch {
+                x: Array4::from_shape_vec((ys.len(), 1, 28, 28), xs.to_vec())
+                    .unwrap()
+                    .into_dyn(),
+                labels: Some(ys.to_vec()),
+            })
+        })
+        .collect()
+}
+
+pub fn mnist_model() -> Model {
+    Model::load(shared("models/mnist_cnn.onnx")).unwrap()
+}
