@@ -331,6 +331,32 @@ fn image_folder_matches_idx_and_corrupt_images_skip_or_fail() {
 }
 
 #[test]
+fn leading_corrupt_image_is_skipped_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("0")).unwrap();
+    std::fs::write(dir.path().join("0/0.png"), b"not a png").unwrap();
+    image::GrayImage::new(28, 28).save(dir.path().join("0/1.png")).unwrap();
+    let d = dir.path().to_str().unwrap();
+    let m = mnist_model();
+    let o = ratio(&[
+        "eval",
+        &m,
+        "--data",
+        d,
+        "--preset",
+        "mnist",
+        "--grayscale",
+        "--on-corrupt",
+        "skip",
+        "--json",
+    ]);
+    let r = body(&o);
+    assert_eq!((r.data.evaluated, r.data.skipped_corrupt), (1, 1));
+    let o = ratio(&["eval", &m, "--data", d, "--preset", "mnist", "--grayscale"]);
+    assert_fails(&o, &["0.png", "corrupt image"]);
+}
+
+#[test]
 fn ragged_images_without_resize() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("a")).unwrap();

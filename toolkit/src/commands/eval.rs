@@ -230,10 +230,9 @@ pub fn evaluate(
             cfg.loader.limit
         );
     }
-    // Decode the first sample to learn the image size the preset receives.
-    let first = ds
-        .sample(0)
-        .with_context(|| format!("reading the first sample of {}", ds.identity().path))?;
+    // Decode the first readable sample to learn the image size the preset receives (under `--on-corrupt skip`
+    // leading corrupt images are passed over here as they will be in the run).
+    let first = first_sample(ds.as_ref(), n, cfg.loader.on_corrupt)?;
     let hwc = [first.image.height, first.image.width, first.image.channels];
     let mut subjects = Vec::with_capacity(runners.len());
     for r in runners {
@@ -420,6 +419,18 @@ fn envelope(r: &schema::EvalRecord, args: &EvalArgs) -> Result<reports::schema::
         });
     }
     Ok(rec)
+}
+
+fn first_sample(ds: &dyn Dataset, n: usize, on_corrupt: OnCorrupt) -> Result<data::Sample> {
+    let context = || format!("reading the first sample of {}", ds.identity().path);
+    for i in 0..n {
+        match ds.sample(i) {
+            Ok(s) => return Ok(s),
+            Err(data::DataError::Corrupt { .. }) if on_corrupt == OnCorrupt::Skip => continue,
+            Err(e) => return Err(e).with_context(context),
+        }
+    }
+    bail!("{}: every selected image is corrupt", ds.identity().path)
 }
 
 fn to_schema_provenance(p: Provenance) -> Result<schema::Provenance> {
