@@ -8,3 +8,4 @@ pub mod commands;
 pub mod data;
 pub mod provenance;
 pub mod runtime;
+pub mod train;

@@ -322,3 +322,33 @@ fn f16_and_i64_tensors_cross_the_boundary() {
         "{e}"
     );
 }
+
+#[test]
+fn external_data_models_load_from_file_and_from_memory() {
+    let dir = std::env::temp_dir().join(format!("ratio-rt-ext-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ext = dir.join("mnist_ext.onnx");
+    converters::Model::load(mnist()).unwrap().save(&ext, true).unwrap();
+    assert!(dir.join("mnist_ext.onnx.data").exists());
+    let loaded = converters::Model::load(&ext).unwrap();
+    assert!(loaded.has_external_data());
+
+    let x = random(&[2, 1, 28, 28], 4);
+    let logits = |r: &mut Runner| {
+        r.run(&[("input", Feed::F32(x.view()))])
+            .unwrap()
+            .take("logits")
+            .unwrap()
+    };
+    let want = logits(&mut Runner::from_path(&mnist(), &cfg()).unwrap());
+    // ONNX Runtime resolves the side file itself when loading from the path …
+    assert_eq!(logits(&mut Runner::from_path(&ext, &cfg()).unwrap()), want);
+    // … and from memory the tensors are inlined first.
+    assert_eq!(logits(&mut Runner::from_model(&loaded, &cfg()).unwrap()), want);
+
+    // A missing side file is a load error naming the model.
+    std::fs::remove_file(dir.join("mnist_ext.onnx.data")).unwrap();
+    let e = Runner::from_path(&ext, &cfg()).unwrap_err();
+    assert!(e.to_string().contains("mnist_ext.onnx: cannot load the model"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

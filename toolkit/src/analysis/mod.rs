@@ -1,4 +1,4 @@
-//! Statistics over measurements: latency, accuracy (top-k, confusion) and the paired tests between models,
+//! Statistics over measurements: latency, accuracy (top-k, confusion) and paired tests between models,
 //! representation richness (CKA, spectra, linear probes, activation statistics) and the Leaky-ReLU ensemble
 //! decomposition.
 

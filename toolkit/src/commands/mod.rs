@@ -4,8 +4,10 @@ pub mod bench;
 pub mod convert;
 pub mod data;
 pub mod eval;
+pub mod finetune;
 pub mod inspect;
 pub mod model;
+pub mod train;
 
 /// Print an error chain as `error: top` + `  caused by: …` lines and pick the exit code: a broken pipe is a
 /// clean exit, anything else exits 2.
