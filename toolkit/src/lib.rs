@@ -9,3 +9,4 @@ pub mod data;
 pub mod provenance;
 pub mod runtime;
 pub mod train;
+pub mod sweep;

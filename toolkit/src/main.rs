@@ -18,6 +18,8 @@ fn main() -> ExitCode {
         Command::Model(a) => commands::model::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Data(a) => commands::data::run(a),
+        Command::Sweep(a) => commands::sweep::run(a),
+        Command::Report(a) => commands::report::run(a),
     };
     toolkit::commands::finish(result)
 }

@@ -79,6 +79,7 @@ impl BarChart {
             .x_label_formatter(&fmt_x)
             .x_label_style(style)
             .label_style((FAMILY, 13))
+            .light_line_style(RGBColor(238, 238, 238))
             .axis_desc_style((FAMILY, 15))
             .draw()
             .map_err(boxed)?;

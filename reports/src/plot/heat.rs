@@ -69,7 +69,7 @@ impl HeatMap {
         root.fill(&WHITE).map_err(boxed)?;
         let (nx, ny) = (self.x_labels.len(), self.values.len());
         let (lo, hi) = self.limits();
-        let (plot, legend) = root.split_horizontally(root.dim_in_pixel().0.saturating_sub(70));
+        let (plot, legend) = root.split_horizontally(root.dim_in_pixel().0.saturating_sub(95));
         let mut chart = ChartBuilder::on(&plot)
             .caption(&self.title, (FAMILY, 22))
             .margin(12)
@@ -150,8 +150,9 @@ where
     let mut chart = ChartBuilder::on(area)
         .margin_top(46)
         .margin_bottom(56)
-        .margin_right(8)
-        .y_label_area_size(40)
+        .margin_right(4)
+        .margin_left(10)
+        .right_y_label_area_size(44)
         .build_cartesian_2d(0f64..1f64, lo..hi)
         .map_err(boxed)?;
     chart

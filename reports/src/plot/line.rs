@@ -2,6 +2,7 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::{Deserialize, Serialize};
 
 use super::{DrawResult, boxed, font::FAMILY, padded, series_color};
@@ -76,30 +77,31 @@ impl LineChart {
             .map_err(boxed)?;
         let ticks = &self.x_ticks;
         let fmt_x = |x: &f64| -> String {
-            if ticks.is_empty() {
-                return format!("{x:.3}")
-                    .trim_end_matches('0')
-                    .trim_end_matches('.')
-                    .to_string();
-            }
-            // Only named positions get a label: plotters picks tick positions itself, so label the ones that hit.
-            let step = (x1 - x0) / 200.0;
-            ticks
-                .iter()
-                .find(|(t, _)| (t - x).abs() <= step)
-                .map(|(_, s)| s.clone())
-                .unwrap_or_default()
+            format!("{x:.3}")
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_string()
         };
         let mut mesh = chart.configure_mesh();
         mesh.x_desc(&self.x_label)
             .y_desc(&self.y_label)
             .label_style((FAMILY, 13))
+            .light_line_style(RGBColor(238, 238, 238))
             .axis_desc_style((FAMILY, 15))
             .x_label_formatter(&fmt_x);
         if !ticks.is_empty() {
-            mesh.x_labels(400);
+            // Named positions (ratios): plotters places numeric ticks itself, so draw these by hand below.
+            mesh.x_labels(0).disable_x_mesh();
         }
         mesh.draw().map_err(boxed)?;
+        for (x, label) in ticks {
+            let (px, py) = chart.backend_coord(&(*x, y0));
+            let style = TextStyle::from((FAMILY, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+            root.draw(&PathElement::new(vec![(px, py), (px, py + 5)], BLACK))
+                .map_err(boxed)?;
+            root.draw(&Text::new(label.clone(), (px, py + 8), style))
+                .map_err(boxed)?;
+        }
 
         for (i, s) in self.series.iter().enumerate() {
             let color = series_color(i);
