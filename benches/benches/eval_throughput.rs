@@ -3,7 +3,8 @@
 //! Data is decoded in memory (MNIST test set, IDX). The bare loop runs pre-built, preprocessed batches through
 //! `Runner::run_select` and drops the outputs; the eval path is `toolkit::commands::eval::evaluate`: prefetch
 //! thread, parallel preprocessing, the same runs, scoring and statistics. Rounds alternate bare/eval so machine
-//! drift hits both; the best round of each is compared (the least disturbed by other processes on the machine).
+//! drift hits both; reported are the best round of each (the least disturbed by other processes on the machine)
+//! and the median of the per-round paired ratios.
 //!
 //! Run: `cargo bench -p ratio-benches --bench eval_throughput` (env ROUNDS, BATCH, THREADS, LIMIT).
 
@@ -74,6 +75,7 @@ fn main() -> anyhow::Result<()> {
     };
 
     let (mut best_bare, mut best_eval) = (f64::MAX, f64::MAX);
+    let mut paired = Vec::with_capacity(rounds);
     for round in 0..rounds {
         let t = Instant::now();
         for b in &batches {
@@ -92,16 +94,20 @@ fn main() -> anyhow::Result<()> {
             n as f64 / bare,
             n as f64 / eval
         );
+        paired.push(bare / eval);
         best_bare = best_bare.min(bare);
         best_eval = best_eval.min(eval);
     }
+    paired.sort_by(f64::total_cmp);
+    let median = paired[paired.len() / 2];
     let m = Machine::detect();
     println!(
         "eval_throughput mnist_cnn n={n} batch={batch} threads={threads} rounds={rounds}: bare {:.0} samples/s, \
-         eval {:.0} samples/s, eval/bare = {:.3} (ORT {}, {} × {}, model sha256 {}, preset {})",
+         eval {:.0} samples/s, eval/bare = {:.3} best-vs-best, {:.3} median of paired rounds (ORT {}, {} × {}, model sha256 {}, preset {})",
         n as f64 / best_bare,
         n as f64 / best_eval,
         best_bare / best_eval,
+        median,
         bare_runner.ort_version(),
         m.cores,
         m.cpu_model,

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use reports::schema::eval::{EVAL_SCHEMA, EvalRecord};
+use reports::schema::Record;
+use reports::schema::eval::EvalRecord;
 use toolkit::data::idx::encode_idx;
 use toolkit::data::npy::{NpyData, encode_npy};
 
@@ -26,6 +27,14 @@ fn ratio(args: &[&str]) -> Output {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The typed body of a `--json` record.
+fn body(o: &Output) -> EvalRecord {
+    Record::from_json(std::str::from_utf8(&o.stdout).unwrap())
+        .unwrap()
+        .body_as()
+        .unwrap()
 }
 
 fn mnist_model() -> String {
@@ -62,8 +71,17 @@ fn json_record_for_two_models_on_the_same_samples() {
         "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let r: EvalRecord = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(r.schema, EVAL_SCHEMA);
+    let env = Record::from_json(std::str::from_utf8(&o.stdout).unwrap()).unwrap();
+    assert_eq!((env.schema.as_str(), env.kind.as_str()), ("ratio/eval/v1", "eval"));
+    // Inputs pinned by content: the model (twice) and the IDX files.
+    assert_eq!(env.inputs.len(), 3);
+    assert_eq!(
+        env.inputs[0].sha256,
+        "0faaecc40ad7d87a9aae98c636c6686fdd7af3c887849216c5c3e39886199150"
+    );
+    assert_eq!(env.provenance.ort_version.as_deref(), Some("1.31.1"));
+    assert!(env.provenance.extra.contains_key("preset_fingerprint"));
+    let r: EvalRecord = env.body_as().unwrap();
     assert_eq!((r.data.evaluated, r.data.count, r.data.limit), (300, 10_000, Some(300)));
     assert_eq!(r.models.len(), 2);
     assert_eq!(r.models[0].top1, r.models[1].top1);
@@ -73,7 +91,10 @@ fn json_record_for_two_models_on_the_same_samples() {
         (c.agreement, c.baseline_only_correct, c.model_only_correct),
         (1.0, 0, 0)
     );
-    assert_eq!((c.mcnemar_p, c.top1_diff, c.ci_low, c.ci_high), (1.0, 0.0, 0.0, 0.0));
+    assert_eq!(
+        (c.mcnemar_p, c.top1_diff, c.ci_low, c.ci_high),
+        (1.0, 0.0, Some(0.0), Some(0.0))
+    );
     assert_eq!(r.preset.fingerprint.len(), 64);
     assert_eq!(r.provenance.ort_version, "1.31.1");
     assert_eq!(r.models[0].confusion.iter().flatten().sum::<u64>(), 300);
@@ -115,6 +136,30 @@ fn csv_and_table_outputs() {
     assert!(
         text.contains("top-1") && text.contains("fingerprint") && text.contains("confusion"),
         "{text}"
+    );
+}
+
+#[test]
+fn zero_bootstrap_resamples_give_no_interval() {
+    let m = mnist_model();
+    let args = [
+        "eval",
+        &m,
+        &m,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "mnist",
+        "--limit",
+        "20",
+        "--json",
+    ];
+    let o = ratio(&[&args[..], &["--bootstrap", "0"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: EvalRecord = body(&o);
+    assert_eq!(
+        (r.comparisons[0].ci_low, r.comparisons[0].bootstrap_resamples),
+        (None, 0)
     );
 }
 
@@ -257,7 +302,7 @@ fn image_folder_matches_idx_and_corrupt_images_skip_or_fail() {
         "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let folder: EvalRecord = serde_json::from_slice(&o.stdout).unwrap();
+    let folder: EvalRecord = body(&o);
     assert_eq!((folder.data.evaluated, folder.data.skipped_corrupt), (200, 1));
     assert!(folder.data.skipped_examples[0].contains("99999.png"));
     // Gray PNGs decode to RGB and back to the same gray values, so the folder scores exactly as the IDX images.
@@ -272,7 +317,7 @@ fn image_folder_matches_idx_and_corrupt_images_skip_or_fail() {
         "200",
         "--json",
     ]);
-    let idx: EvalRecord = serde_json::from_slice(&o.stdout).unwrap();
+    let idx: EvalRecord = body(&o);
     let correct = |r: &EvalRecord| r.models[0].per_class.iter().map(|c| c.correct).sum::<u64>();
     assert_eq!(correct(&folder), correct(&idx));
     assert_eq!(folder.models[0].confusion, idx.models[0].confusion);
@@ -283,6 +328,32 @@ fn image_folder_matches_idx_and_corrupt_images_skip_or_fail() {
     std::fs::create_dir(dir.path().join("empty")).unwrap();
     let o = ratio(&["eval", &m, "--data", d, "--preset", "mnist", "--grayscale"]);
     assert_fails(&o, &["empty", "holds no images"]);
+}
+
+#[test]
+fn leading_corrupt_image_is_skipped_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("0")).unwrap();
+    std::fs::write(dir.path().join("0/0.png"), b"not a png").unwrap();
+    image::GrayImage::new(28, 28).save(dir.path().join("0/1.png")).unwrap();
+    let d = dir.path().to_str().unwrap();
+    let m = mnist_model();
+    let o = ratio(&[
+        "eval",
+        &m,
+        "--data",
+        d,
+        "--preset",
+        "mnist",
+        "--grayscale",
+        "--on-corrupt",
+        "skip",
+        "--json",
+    ]);
+    let r = body(&o);
+    assert_eq!((r.data.evaluated, r.data.skipped_corrupt), (1, 1));
+    let o = ratio(&["eval", &m, "--data", d, "--preset", "mnist", "--grayscale"]);
+    assert_fails(&o, &["0.png", "corrupt image"]);
 }
 
 #[test]

@@ -1,14 +1,13 @@
-//! `ratio eval` record: accuracy of one or more models on the same samples, with paired comparisons against the
-//! first model and the provenance of every number.
+//! Body of `ratio eval --json` records (kind `eval`, inside the [`super::Record`] envelope): accuracy of one or
+//! more models on the same samples, with paired comparisons against the first model. The body repeats the full
+//! provenance (machine details, execution provider) so it stands alone when extracted from the envelope.
 
 use serde::{Deserialize, Serialize};
 
-pub const EVAL_SCHEMA: &str = "ratio.eval/1";
+use super::Body;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalRecord {
-    /// Always [`EVAL_SCHEMA`].
-    pub schema: String,
     pub provenance: Provenance,
     pub data: DataInfo,
     pub preset: PresetInfo,
@@ -16,6 +15,10 @@ pub struct EvalRecord {
     pub models: Vec<ModelResult>,
     /// Each model after the first against the first, on the same samples.
     pub comparisons: Vec<Comparison>,
+}
+
+impl Body for EvalRecord {
+    const KIND: &'static str = "eval";
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,10 +115,10 @@ pub struct Comparison {
     pub model_only_correct: u64,
     /// Two-sided exact McNemar p-value.
     pub mcnemar_p: f64,
-    /// top1(model) − top1(baseline), with its paired percentile bootstrap interval.
+    /// top1(model) − top1(baseline), with its paired percentile bootstrap interval (`null` with 0 resamples).
     pub top1_diff: f64,
-    pub ci_low: f64,
-    pub ci_high: f64,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
     pub ci_level: f64,
     pub bootstrap_resamples: usize,
     pub bootstrap_seed: u64,

@@ -151,14 +151,14 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         progress: !args.no_progress,
     };
     let record = evaluate(runners, ds, &preset, &cfg, args.threads)?;
+    let envelope = envelope(&record, &args)?;
     if let Some(out) = &args.out {
-        let json = serde_json::to_vec_pretty(&record)?;
-        converters::ir::model::write_atomic(out, &json).with_context(|| format!("writing {}", out.display()))?;
+        converters::ir::model::write_atomic(out, envelope.to_json_pretty().as_bytes())
+            .with_context(|| format!("writing {}", out.display()))?;
     }
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut stdout, &record)?;
-        writeln!(stdout)?;
+        writeln!(stdout, "{}", envelope.to_json_pretty())?;
     } else if args.csv {
         write_csv(&mut stdout, &record)?;
     } else {
@@ -230,10 +230,9 @@ pub fn evaluate(
             cfg.loader.limit
         );
     }
-    // Decode the first sample to learn the image size the preset receives.
-    let first = ds
-        .sample(0)
-        .with_context(|| format!("reading the first sample of {}", ds.identity().path))?;
+    // Decode the first readable sample to learn the image size the preset receives (under `--on-corrupt skip`
+    // leading corrupt images are passed over here as they will be in the run).
+    let first = first_sample(ds.as_ref(), n, cfg.loader.on_corrupt)?;
     let hwc = [first.image.height, first.image.width, first.image.channels];
     let mut subjects = Vec::with_capacity(runners.len());
     for r in runners {
@@ -346,8 +345,8 @@ pub fn evaluate(
                 model_only_correct: m.only_second,
                 mcnemar_p: m.p_value,
                 top1_diff: ci.diff,
-                ci_low: ci.low,
-                ci_high: ci.high,
+                ci_low: (ci.resamples > 0).then_some(ci.low),
+                ci_high: (ci.resamples > 0).then_some(ci.high),
                 ci_level: ci.level,
                 bootstrap_resamples: ci.resamples,
                 bootstrap_seed: ci.seed,
@@ -356,7 +355,6 @@ pub fn evaluate(
         .collect();
     let id = ds.identity();
     Ok(schema::EvalRecord {
-        schema: schema::EVAL_SCHEMA.into(),
         provenance: to_schema_provenance(Provenance::with_ort_version(device, ort_version))?,
         data: schema::DataInfo {
             path: id.path.clone(),
@@ -384,6 +382,55 @@ pub fn evaluate(
         models,
         comparisons,
     })
+}
+
+/// Wrap the body in the shared record envelope: command line, short provenance (with the preset fingerprint, data
+/// hash and bootstrap seed under `extra`), and every input file pinned by sha256.
+fn envelope(r: &schema::EvalRecord, args: &EvalArgs) -> Result<reports::schema::Record> {
+    let p = &r.provenance;
+    let m = &p.machine;
+    let mut extra = serde_json::Map::new();
+    extra.insert("preset_fingerprint".into(), r.preset.fingerprint.clone().into());
+    extra.insert("data_sha256".into(), r.data.sha256.clone().into());
+    extra.insert("bootstrap_seed".into(), args.seed.into());
+    extra.insert("execution_provider".into(), p.execution_provider.clone().into());
+    let prov = reports::schema::Provenance {
+        tool_version: p.tool_version.clone(),
+        ort_version: Some(p.ort_version.clone()),
+        machine: format!("{} ({}, {} cpus, {})", m.hostname, m.os, m.cores, m.cpu_model),
+        device: Some(p.device.clone()),
+        extra,
+    };
+    let mut rec = reports::schema::Record::new(r, std::env::args().collect(), prov, p.timestamp.clone())?;
+    rec.inputs = r
+        .models
+        .iter()
+        .filter_map(|m| {
+            m.sha256.as_ref().map(|sha| reports::schema::FileRef {
+                path: m.path.clone(),
+                sha256: sha.clone(),
+            })
+        })
+        .collect();
+    if r.data.hashed == "files" {
+        rec.inputs.push(reports::schema::FileRef {
+            path: r.data.path.clone(),
+            sha256: r.data.sha256.clone(),
+        });
+    }
+    Ok(rec)
+}
+
+fn first_sample(ds: &dyn Dataset, n: usize, on_corrupt: OnCorrupt) -> Result<data::Sample> {
+    let context = || format!("reading the first sample of {}", ds.identity().path);
+    for i in 0..n {
+        match ds.sample(i) {
+            Ok(s) => return Ok(s),
+            Err(data::DataError::Corrupt { .. }) if on_corrupt == OnCorrupt::Skip => continue,
+            Err(e) => return Err(e).with_context(context),
+        }
+    }
+    bail!("{}: every selected image is corrupt", ds.identity().path)
 }
 
 fn to_schema_provenance(p: Provenance) -> Result<schema::Provenance> {
@@ -519,7 +566,10 @@ fn write_table(w: &mut impl Write, r: &schema::EvalRecord, confusion: bool) -> s
                 pct(c.agreement),
                 c.mcnemar_p,
                 c.top1_diff,
-                format!("[{:+.4}, {:+.4}]", c.ci_low, c.ci_high)
+                match (c.ci_low, c.ci_high) {
+                    (Some(lo), Some(hi)) => format!("[{lo:+.4}, {hi:+.4}]"),
+                    _ => "-".into(),
+                }
             )?;
         }
     }
