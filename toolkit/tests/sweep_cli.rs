@@ -465,7 +465,7 @@ fn sweep_digits_train_and_eval_end_to_end() {
         let acc = c.metrics["accuracy"].mean;
         assert!((0.0..=1.0).contains(&acc), "{c:?}");
     }
-    assert!(rd.join("base/model.onnx").is_file() && rd.join("variants/r2-1_last_s0/model.onnx").is_file());
+    assert!(rd.join("base/train/model.onnx").is_file() && rd.join("variants/r2-1_last_s0/train/model.onnx").is_file());
     assert!(
         std::fs::read_to_string(rd.join("report/report.md"))
             .unwrap()

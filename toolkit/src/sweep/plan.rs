@@ -238,10 +238,10 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
             cur = (conv, Some(key("convert")));
         }
         if wants("train") {
-            let trained = dir.join("model.onnx");
+            let trained = dir.join("train").join("model.onnx");
             push(
                 "train",
-                train_args(spec, &cur.0, v.seed, &trained),
+                train_args(spec, &cur.0, v.seed, &dir.join("train")),
                 vec![cur.0.clone()],
                 vec![trained.clone()],
                 deps_of(&cur),
