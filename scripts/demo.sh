@@ -31,6 +31,12 @@ RATIO="${CARGO_TARGET_DIR:-$ROOT/target}/release/ratio"
 stamp "3/5 ratio data fetch fashion-mnist"
 "$RATIO" data fetch fashion-mnist
 
+STEPS=convert,train,inspect,eval,bench,richness
+if ! "$RATIO" richness --help >/dev/null 2>&1; then
+  STEPS=convert,train,inspect,eval,bench
+  stamp "NOTE: this build has no \`ratio richness\`; the demo runs without the richness step"
+fi
+
 stamp "4/5 ratio sweep (ResNet-20 ×{1:1, 2:1 last} × $SEEDS seeds, $TRAIN_LIMIT training images, $EPOCHS epoch(s), width $WIDTH)"
 set +e
 # --preset mnist: the training loop's reader knows the MNIST IDX layout and normalisation; every step (training,
@@ -38,7 +44,7 @@ set +e
 # `--preset fashion-mnist` once `ratio finetune` accepts it).
 "$RATIO" sweep --model resnet20 --data fashion-mnist --preset "${DEMO_PRESET:-mnist}" --ratios 1:1,2:1 --policies last --seeds "$SEEDS" \
   --finetune --epochs "$EPOCHS" --lr 0.05 \
-  --steps convert,train,inspect,eval,bench,richness \
+  --steps "$STEPS" \
   "--step-args=model=--width $WIDTH" \
   "--step-args=train=--train-limit $TRAIN_LIMIT" \
   "--step-args=bench=--iters 200 --warmup 20" \
