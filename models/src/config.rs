@@ -3,7 +3,9 @@
 
 use crate::error::{Result, bad_config};
 
-#[derive(Debug, Clone, PartialEq)]
+/// Serialized as JSON into every built model's `metadata_props` (`ratio.model.config`), so a file says how it
+/// was made.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelConfig {
     /// Channels of the input image (3 for RGB, 1 for MNIST/digits).
     pub in_channels: i64,

@@ -48,13 +48,13 @@ pub fn densenet_bc(cfg: &DenseNetConfig) -> Result<ModelProto> {
             format!("compression must be in (0, 1], got {}", cfg.compression),
         ));
     }
-    let transitions = cfg.block_layers.len() as u32 - 1;
-    if base.input_size >> transitions < 1 {
+    let transitions = cfg.block_layers.len() - 1;
+    if base.input_size.checked_shr(transitions as u32).unwrap_or(0) < 1 {
         return Err(bad_config(
             "densenet",
             format!(
-                "{transitions} transitions halve the input {} times; input size {} is too small",
-                transitions, base.input_size
+                "{transitions} transitions halve the input {transitions} times; input size {} is too small",
+                base.input_size
             ),
         ));
     }

@@ -80,7 +80,10 @@ impl Net {
             random_bn: cfg.random_bn_stats,
             meta: vec![
                 ("ratio.model".into(), graph_name.into()),
-                ("ratio.model.config".into(), format!("{cfg:?}")),
+                (
+                    "ratio.model.config".into(),
+                    serde_json::to_string(cfg).expect("a config of numbers and bools serializes"),
+                ),
             ],
         }
     }
@@ -110,7 +113,9 @@ impl Net {
     pub fn node_to(&mut self, op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<(&str, Attr)>) {
         let name = self.b.fresh(name);
         for o in outputs {
-            self.b.fresh(o);
+            let reserved = self.b.fresh(o);
+            // Explicit names are chosen by the builders; a clash is a bug in this crate, caught here in tests.
+            debug_assert_eq!(&reserved, o, "value name '{o}' is already used");
         }
         self.b.graph.node.push(build::node(op, &name, inputs, outputs, attrs));
     }

@@ -36,6 +36,11 @@ pub fn all() -> Vec<(&'static str, Fixture)> {
     ]
 }
 
+/// The fixture called `name` (one of [`all`]'s names).
+pub fn by_name(name: &str) -> Option<ModelProto> {
+    all().into_iter().find(|(n, _)| *n == name).map(|(_, build)| build())
+}
+
 /// Name of the single output of most fixtures.
 pub const OUTPUT: &str = "output";
 
@@ -159,23 +164,23 @@ pub fn inception_block() -> ModelProto {
 }
 
 /// ShuffleNet-V2 stride-1 unit on [N, 24, 8, 8]: Split into two halves, branch2 = 1×1-BN-ReLU, 3×3 depthwise-BN
-/// (no ReLU), 1×1-BN-ReLU, Concat with the untouched half, then channel shuffle as Reshape [-1,2,12,8,8] →
-/// Transpose [0,2,1,3,4] → Reshape [-1,24,8,8] (shape constants as int64 initializers).
+/// (no ReLU), 1×1-BN-ReLU, Concat with the untouched half, then channel shuffle as Reshape `[-1,2,12,8,8]` →
+/// Transpose `[0,2,1,3,4]` → Reshape `[-1,24,8,8]` (shape constants as int64 initializers).
 ///
 /// Expect 2 Relu slots: `branch2.2` ← `branch2.0`, `branch2.7` ← `branch2.5`. The depthwise `branch2.3` feeds
 /// no activation directly (it reaches `branch2.7` only through the 1×1 conv `branch2.5`).
 pub fn shufflenet_channel_shuffle() -> ModelProto {
     let mut net = net("shufflenet_channel_shuffle", 24, 8, 105);
     let split = net.param_i64("split.sizes", &[2], &[12, 12]);
-    let (x1, x2) = (net.fresh("split.0"), net.fresh("split.1"));
+    let (x1, x2) = ("split.0", "split.1");
     net.node_to(
         "Split",
         "split",
         &[INPUT, &split],
-        &[&x1, &x2],
+        &[x1, x2],
         vec![("axis", Attr::Int(1))],
     );
-    let h = net.conv("branch2.0", &x2, ConvShape::new(12, 12, 1));
+    let h = net.conv("branch2.0", x2, ConvShape::new(12, 12, 1));
     let h = net.bn("branch2.1", &h, 12);
     let h = net.relu("branch2.2", &h);
     let h = net.conv("branch2.3", &h, ConvShape::new(12, 12, 3).groups(12));
@@ -183,7 +188,7 @@ pub fn shufflenet_channel_shuffle() -> ModelProto {
     let h = net.conv("branch2.5", &h, ConvShape::new(12, 12, 1));
     let h = net.bn("branch2.6", &h, 12);
     let h = net.relu("branch2.7", &h);
-    let h = net.concat("concat", &[&x1, &h]);
+    let h = net.concat("concat", &[x1, &h]);
     let s1 = net.param_i64("shuffle.shape1", &[5], &[-1, 2, 12, 8, 8]);
     let h = net.node("Reshape", "shuffle.reshape1", &[&h, &s1], vec![]);
     let h = net.node(
@@ -233,7 +238,7 @@ pub fn preact_resnet_block() -> ModelProto {
 }
 
 /// A classifier on [N, 1, 8, 8] flattened the way legacy torch exports `x.view(x.size(0), -1)`:
-/// Shape → Gather(0) → Unsqueeze(axes=[0]) → Concat with [-1] → Reshape, then fc1-Relu-fc2.
+/// Shape → Gather(0) → `Unsqueeze(axes=[0])` → Concat with `[-1]` → Reshape, then fc1-Relu-fc2.
 ///
 /// Expect 2 Relu slots: `relu` ← `conv` (3×3 with bias, no BN) and `fc_relu` ← `fc1` (a Gemm, no conv). The
 /// Shape/Gather chain is int64 bookkeeping that must not be mistaken for a producer. Output `logits` [N, 10].

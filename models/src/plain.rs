@@ -59,9 +59,9 @@ pub fn plain_cnn(cfg: &PlainConfig) -> Result<ModelProto> {
             return Err(bad_config(
                 "plain",
                 format!(
-                    "{} pooling stages need an input of at least {} pixels, got {}",
+                    "{} pooling stages need an input of at least 2^{} pixels, got {}",
                     cfg.channels.len(),
-                    1 << cfg.channels.len(),
+                    cfg.channels.len(),
                     base.input_size
                 ),
             ));

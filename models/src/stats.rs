@@ -9,7 +9,7 @@ use converters::proto::tensor_proto::DataType;
 
 /// Elements of float initializers, not counting BatchNormalization running mean/var (buffers in torch, not
 /// parameters) nor Clip bounds — the number `sum(p.numel() for p in model.parameters())` prints for the same
-/// architecture.
+/// architecture. Weights held by Constant nodes rather than initializers are not counted.
 pub fn param_count(model: &ModelProto) -> usize {
     let Some(g) = &model.graph else { return 0 };
     let buffers: HashSet<&str> = g

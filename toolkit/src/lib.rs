@@ -5,6 +5,8 @@ pub mod analysis;
 pub mod checks;
 pub mod cli;
 pub mod commands;
+pub mod data;
 pub mod provenance;
 pub mod runtime;
+pub mod train;
 pub mod sweep;

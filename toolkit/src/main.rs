@@ -12,7 +12,12 @@ fn main() -> ExitCode {
         Command::Bench(a) => commands::bench::run(a),
         Command::Convert(a) => commands::convert::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
+        Command::Finetune(a) => commands::finetune::run(a),
+        Command::Train(a) => commands::train::run(a),
+        Command::BenchTrain(a) => commands::train::run_bench(a),
         Command::Model(a) => commands::model::run(a),
+        Command::Eval(a) => commands::eval::run(a),
+        Command::Data(a) => commands::data::run(a),
         Command::Sweep(a) => commands::sweep::run(a),
         Command::Report(a) => commands::report::run(a),
     };

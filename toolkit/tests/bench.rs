@@ -227,6 +227,9 @@ fn profile_summarizes_ops_and_nodes() {
     assert_eq!(conv["calls"], 12);
     let total: f64 = ops.iter().map(|o| o["fraction"].as_f64().unwrap()).sum();
     assert!((total - 1.0).abs() < 1e-9);
+    // On the CPU every kernel belongs to the CPU provider.
+    assert_eq!(prof["by_provider"][0]["provider"], "CPUExecutionProvider");
+    assert_eq!(prof["by_provider"][0]["fraction"], 1.0);
 }
 
 #[test]

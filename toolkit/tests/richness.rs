@@ -59,6 +59,11 @@ fn mnist_cnn_metrics_are_consistent() {
         assert!(l.pattern_entropy_bits.unwrap() <= (distinct as f64).log2() + 1e-9);
     }
     assert!(m.layers[3].spatial_effective_rank.is_none() && m.layers[0].spatial_effective_rank.is_some());
+    // Per-position channel patterns: of the 4000 positions drawn, far fewer distinct 32-bit patterns in the first
+    // layer (background positions share a few patterns).
+    let pp = m.layers[0].position_patterns.unwrap();
+    assert!(pp > 10 && pp < 4000, "{pp}");
+    assert!(m.layers[3].position_patterns.is_none());
     // The penultimate features separate digits almost perfectly.
     assert!(m.layers[3].probe_accuracy.unwrap() > 0.95);
     assert!(m.layers[3].probe_accuracy > m.layers[0].probe_accuracy);

@@ -274,3 +274,81 @@ fn profiler_trace_is_summarized_by_op_and_node() {
     assert!(s.kernel_total_us <= s.run_total_us);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// x f32 [N,3] → Cast f16 and Cast i64 outputs; h f16 [N,3] → Cast f32 output. Written with the shared IR builder.
+fn cast_model() -> converters::Model {
+    use converters::ir::build::{self, Attr, GraphBuilder};
+    use converters::proto::tensor_proto::DataType;
+    let mut b = GraphBuilder::new("casts");
+    let x = b.input("x", DataType::Float, &[None, Some(3)]);
+    let h = b.input("h", DataType::Float16, &[None, Some(3)]);
+    let to_h = b.op("Cast", "to_h", &[&x], vec![("to", Attr::Int(DataType::Float16 as i64))]);
+    let to_i = b.op("Cast", "to_i", &[&x], vec![("to", Attr::Int(DataType::Int64 as i64))]);
+    let from_h = b.op("Cast", "from_h", &[&h], vec![("to", Attr::Int(DataType::Float as i64))]);
+    b.output(&to_h, DataType::Float16, &[None, Some(3)]);
+    b.output(&to_i, DataType::Int64, &[None, Some(3)]);
+    b.output(&from_h, DataType::Float, &[None, Some(3)]);
+    converters::Model::new(build::model(b.finish(), "ratio-tests"))
+}
+
+#[test]
+fn f16_and_i64_tensors_cross_the_boundary() {
+    let mut r = Runner::from_model(&cast_model(), &cfg()).unwrap();
+    let elems: Vec<_> = r.inputs().iter().map(|s| s.elem.clone()).collect();
+    assert_eq!(elems, vec![ElemType::F32, ElemType::F16]);
+    let x = ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![0.5f32, -1.25, 3.0, 7.75, 1e-3, -2.0]).unwrap();
+    let h = x.mapv(half::f16::from_f32);
+    let out = r
+        .run(&[("x", Feed::F32(x.view())), ("h", Feed::F16(h.view()))])
+        .unwrap();
+    let names: Vec<&str> = out.names().collect();
+    assert_eq!(names, vec!["to_h", "to_i", "from_h"]);
+    assert_eq!(out.elem("to_h"), Some(&ElemType::F16));
+    // 0.5, -1.25, 3, 7.75, -2 are exact in f16; 1e-3 rounds to the nearest f16 (0.0010004).
+    let want_h = x.mapv(|v| half::f16::from_f32(v).to_f32());
+    assert_eq!(out.get("to_h").unwrap(), &want_h);
+    assert_eq!(out.get("from_h").unwrap(), &want_h);
+    // Cast to int truncates toward zero; the exact i64 values are kept next to the f32 view.
+    let ints = out.get_i64("to_i").unwrap();
+    assert_eq!(ints.iter().copied().collect::<Vec<_>>(), vec![0, -1, 3, 7, 0, -2]);
+    assert_eq!(
+        out.get("to_i").unwrap().iter().copied().collect::<Vec<_>>(),
+        vec![0.0, -1.0, 3.0, 7.0, 0.0, -2.0]
+    );
+    let e = out.get_i64("to_h").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("output 'to_h' has element type f16, which cannot be read as i64"),
+        "{e}"
+    );
+}
+
+#[test]
+fn external_data_models_load_from_file_and_from_memory() {
+    let dir = std::env::temp_dir().join(format!("ratio-rt-ext-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ext = dir.join("mnist_ext.onnx");
+    converters::Model::load(mnist()).unwrap().save(&ext, true).unwrap();
+    assert!(dir.join("mnist_ext.onnx.data").exists());
+    let loaded = converters::Model::load(&ext).unwrap();
+    assert!(loaded.has_external_data());
+
+    let x = random(&[2, 1, 28, 28], 4);
+    let logits = |r: &mut Runner| {
+        r.run(&[("input", Feed::F32(x.view()))])
+            .unwrap()
+            .take("logits")
+            .unwrap()
+    };
+    let want = logits(&mut Runner::from_path(&mnist(), &cfg()).unwrap());
+    // ONNX Runtime resolves the side file itself when loading from the path …
+    assert_eq!(logits(&mut Runner::from_path(&ext, &cfg()).unwrap()), want);
+    // … and from memory the tensors are inlined first.
+    assert_eq!(logits(&mut Runner::from_model(&loaded, &cfg()).unwrap()), want);
+
+    // A missing side file is a load error naming the model.
+    std::fs::remove_file(dir.join("mnist_ext.onnx.data")).unwrap();
+    let e = Runner::from_path(&ext, &cfg()).unwrap_err();
+    assert!(e.to_string().contains("mnist_ext.onnx: cannot load the model"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

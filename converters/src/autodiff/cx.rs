@@ -16,7 +16,19 @@ pub enum BnMode {
     Frozen,
 }
 
+/// How Conv gradients are formed (both are exact; they differ in speed by layer shape).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DwStrategy {
+    /// Ungrouped 2-D convs: dW by per-offset batched MatMuls, stride-1 dX by a Conv with the flipped kernel;
+    /// everything else as in `TransposedConv`.
+    #[default]
+    Auto,
+    /// The reference formulation: dW as a Conv over transposed tensors, dX as ConvTranspose.
+    TransposedConv,
+}
+
 pub struct GradCx {
+    pub dw: DwStrategy,
     pub b: GraphBuilder,
     pub info: HashMap<String, ValInfo>,
     pub(crate) needs: HashSet<String>,
@@ -32,6 +44,7 @@ pub struct GradCx {
 impl GradCx {
     pub(crate) fn new(b: GraphBuilder, info: HashMap<String, ValInfo>, bn: BnMode, opset: i64) -> Self {
         GradCx {
+            dw: DwStrategy::Auto,
             b,
             info,
             needs: HashSet::new(),

@@ -17,7 +17,7 @@ pub mod registry;
 pub mod shape;
 pub mod step;
 
-pub use cx::{BnMode, GradCx};
+pub use cx::{BnMode, DwStrategy, GradCx};
 pub use error::GradError;
 pub use optim::Optimizer;
 pub use registry::{Grad, Rule, registry};

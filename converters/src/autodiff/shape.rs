@@ -47,15 +47,16 @@ pub fn infer_all(
                     ints: None,
                 },
             );
-        } else if !info.contains_key(&name) {
+        } else if let std::collections::hash_map::Entry::Vacant(slot) = info.entry(name) {
             let dims = value_info_dims(vi).unwrap_or_default();
             let shape: Option<Vec<i64>> = dims.into_iter().collect();
             let shape = shape.ok_or_else(|| {
                 GradError::Config(format!(
-                    "graph input '{name}' has a symbolic shape and no value was given"
+                    "graph input '{}' has a symbolic shape and no value was given",
+                    slot.key()
                 ))
             })?;
-            info.insert(name, ValInfo::float(shape));
+            slot.insert(ValInfo::float(shape));
         }
     }
     for n in &g.node {

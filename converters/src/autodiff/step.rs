@@ -34,6 +34,9 @@ pub struct TrainStepConfig {
     pub bn: BnMode,
     pub freeze: Option<Regex>,
     pub train_only: Option<Regex>,
+    pub dw: crate::autodiff::cx::DwStrategy,
+    /// Also output each parameter's gradient as `<param>.grad` (for gradient checks and debugging).
+    pub emit_gradients: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +77,8 @@ pub struct TrainStep {
     /// Full input shape including the batch.
     pub input_shape: Vec<i64>,
     pub num_classes: i64,
+    /// (parameter, gradient output) when `emit_gradients` was set.
+    pub grad_outputs: Vec<(String, String)>,
     source: Model,
     origins: HashMap<String, Origin>,
 }
@@ -294,6 +299,7 @@ pub fn build_train_step(model: &Model, cfg: &TrainStepConfig) -> Result<TrainSte
     let opset = model.opset().max(build::OPSET);
     let mut cx = GradCx::new(b, info, cfg.bn, opset);
     cx.needs = needs;
+    cx.dw = cfg.dw;
 
     let mut inputs = vec![value_info(&input_name, DataType::Float, &opt(&input_shape))];
     let labels = cx.b.fresh("labels");
@@ -344,10 +350,7 @@ pub fn build_train_step(model: &Model, cfg: &TrainStepConfig) -> Result<TrainSte
         let Grad::Rule(f) = rule.grad else { continue };
         let mut dys = Vec::with_capacity(n.output.len());
         for o in &n.output {
-            dys.push(match grads.get(o) {
-                Some(parts) => Some(sum(&mut cx, &parts.clone())),
-                None => None,
-            });
+            dys.push(grads.get(o).map(|parts| sum(&mut cx, &parts.clone())));
         }
         let dxs = f(&mut cx, n, &dys)?;
         for (inp, dx) in n.input.iter().zip(dxs) {
@@ -367,11 +370,21 @@ pub fn build_train_step(model: &Model, cfg: &TrainStepConfig) -> Result<TrainSte
     ];
     let mut origins = HashMap::new();
     let mut slot_inputs = Vec::new();
+    let mut grad_outputs = Vec::new();
     for p in &sel.trainable {
         let gname = match grads.get(&p.name) {
             Some(parts) => sum(&mut cx, &parts.clone()),
             None => cx.zeros(&p.dims),
         };
+        if cfg.emit_gradients {
+            let out = cx.b.fresh(&format!("{}.grad", p.name));
+            let node_name = cx.b.fresh(&format!("{out}/Identity"));
+            cx.b.graph
+                .node
+                .push(build::node("Identity", &node_name, &[&gname], &[&out], vec![]));
+            outputs.push(value_info(&out, DataType::Float, &opt(&p.dims)));
+            grad_outputs.push((p.name.clone(), out));
+        }
         let slots: Vec<String> = cfg
             .optimizer
             .slots()
@@ -472,6 +485,7 @@ pub fn build_train_step(model: &Model, cfg: &TrainStepConfig) -> Result<TrainSte
         batch_size: cfg.batch_size,
         input_shape,
         num_classes,
+        grad_outputs,
         source: model.clone(),
         origins,
     })

@@ -29,7 +29,7 @@ pub struct Features {
 
 impl Features {
     pub fn from_rows(rows: &[f32], dim: usize) -> Self {
-        let n = if dim == 0 { 0 } else { rows.len() / dim };
+        let n = rows.len().checked_div(dim).unwrap_or(0);
         let mut data: Vec<f64> = rows[..n * dim].iter().map(|&x| x as f64).collect();
         if n > 0 {
             let mut mean = vec![0.0; dim];
@@ -67,20 +67,12 @@ impl Features {
 
 /// ‖XᵀY‖²_F = tr(KL).
 fn cross_frobenius_sq(x: &Features, y: &Features) -> f64 {
-    let (p, q) = (x.dim, y.dim);
-    let mut xty = vec![0.0f64; p * q];
-    for (xr, yr) in x.data.chunks_exact(p.max(1)).zip(y.data.chunks_exact(q.max(1))) {
-        for (i, &xi) in xr.iter().enumerate() {
-            if xi == 0.0 {
-                continue;
-            }
-            xty[i * q..(i + 1) * q]
-                .iter_mut()
-                .zip(yr)
-                .for_each(|(s, &yj)| *s += xi * yj);
-        }
+    let xv = ndarray::ArrayView2::from_shape((x.n, x.dim), &x.data);
+    let yv = ndarray::ArrayView2::from_shape((y.n, y.dim), &y.data);
+    match (xv, yv) {
+        (Ok(xv), Ok(yv)) => xv.t().dot(&yv).iter().map(|v| v * v).sum(),
+        _ => 0.0,
     }
-    xty.iter().map(|v| v * v).sum()
 }
 
 /// Unbiased HSIC of the linear kernels of `x` and `y`.

@@ -18,6 +18,7 @@ use converters::proto::tensor_proto::DataType;
 use ndarray::{ArrayD, IxDyn};
 use rand::SeedableRng;
 use rand::seq::index::sample;
+use reports::schema::richness::{LeakyBody, LeakyGroup};
 use serde::Serialize;
 
 use crate::analysis::richness::{Batch, data_input};
@@ -304,40 +305,6 @@ impl Default for LeakyOptions {
     }
 }
 
-/// One group of subnetworks with k gated layers.
-#[derive(Debug, Clone, Serialize)]
-pub struct GroupStats {
-    pub k: usize,
-    /// C(L, k).
-    pub subsets: u64,
-    /// How many were run (all of them when exact).
-    pub evaluated: usize,
-    /// C(L,k)·a^{L−k}·(1−a)^k; the weights sum to 1.
-    pub weight: f64,
-    /// Mean over samples of ‖G_k(x)‖₂, the group's weighted contribution to the output.
-    pub mean_norm: f64,
-    /// Top-1 of argmax G_k (the k-gated ensemble on its own).
-    pub group_accuracy: Option<f64>,
-    /// Top-1 of the partial sum G_0 + … + G_k.
-    pub partial_accuracy: Option<f64>,
-    /// ‖y − (G_0 + … + G_k)‖ / ‖y‖ over all samples.
-    pub partial_rel_error: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LeakyReport {
-    pub model: String,
-    pub layers: Vec<String>,
-    pub alpha: f32,
-    pub exact: bool,
-    pub samples: u64,
-    /// ‖y − Σ_k G_k‖ / ‖y‖ over all samples: float rounding level when exact.
-    pub reconstruction_rel_error: f64,
-    pub max_abs_error: f64,
-    pub leaky_accuracy: Option<f64>,
-    pub groups: Vec<GroupStats>,
-}
-
 fn binomial(n: usize, k: usize) -> u64 {
     (0..k).fold(1u64, |acc, i| acc * (n - i) as u64 / (i + 1) as u64)
 }
@@ -381,13 +348,14 @@ fn plan_subsets(l: usize, a: f64, opts: &LeakyOptions) -> (bool, Vec<(Vec<u64>, 
     (exact, plan)
 }
 
-/// Run the decomposition over `batches` (labels optional) and report per-k statistics.
+/// Run the decomposition over `batches` (labels optional) and report per-k statistics. `sha256` and `data` of
+/// the returned body are left for the caller to fill.
 pub fn decompose(
     dec: &Decomposition,
     batches: impl IntoIterator<Item = anyhow::Result<Batch>>,
     opts: &LeakyOptions,
     config: &RuntimeConfig,
-) -> anyhow::Result<LeakyReport> {
+) -> anyhow::Result<LeakyBody> {
     let mut runner = Runner::from_model(&dec.model, config)?;
     let l = dec.layers.len();
     let a = dec.alpha as f64;
@@ -491,7 +459,7 @@ pub fn decompose(
     let acc = |c: u64| (labelled > 0).then(|| c as f64 / labelled as f64);
     let y_norm = y2.sqrt().max(f64::MIN_POSITIVE);
     let groups = (0..=l)
-        .map(|k| GroupStats {
+        .map(|k| LeakyGroup {
             k,
             subsets: binomial(l, k),
             evaluated: plan[k].0.len(),
@@ -502,8 +470,10 @@ pub fn decompose(
             partial_rel_error: partial_err2[k].sqrt() / y_norm,
         })
         .collect();
-    Ok(LeakyReport {
+    Ok(LeakyBody {
         model: dec.source.clone(),
+        sha256: String::new(),
+        data: None,
         layers: dec.layers.clone(),
         alpha: dec.alpha,
         exact,

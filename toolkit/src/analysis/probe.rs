@@ -71,33 +71,32 @@ impl RidgeProbe {
 
     /// `features` is `labels.len() × dim`; `first_index` is the stream index of the first row.
     pub fn push(&mut self, features: &[f32], labels: &[u32], first_index: u64) -> Result<(), ProbeError> {
-        let (d, a) = (self.dim, self.dim + 1);
-        let mut row = vec![0.0f64; a];
+        let (d, a, c) = (self.dim, self.dim + 1, self.classes);
+        let mut train: Vec<f64> = Vec::new();
+        let mut onehot: Vec<f64> = Vec::new();
         for (k, (x, &y)) in features.chunks_exact(d.max(1)).zip(labels).enumerate() {
-            if y as usize >= self.classes {
-                return Err(ProbeError::BadLabel {
-                    label: y,
-                    classes: self.classes,
-                });
+            if y as usize >= c {
+                return Err(ProbeError::BadLabel { label: y, classes: c });
             }
             if split_hash(self.seed, first_index + k as u64) % 1000 < self.train_per_mille {
-                row[..d].iter_mut().zip(x).for_each(|(r, &v)| *r = v as f64);
-                row[d] = 1.0;
-                for i in 0..a {
-                    let ri = row[i];
-                    if ri != 0.0 {
-                        self.gram[i * a + i..(i + 1) * a]
-                            .iter_mut()
-                            .zip(&row[i..])
-                            .for_each(|(g, rj)| *g += ri * rj);
-                    }
-                    self.xty[i * self.classes + y as usize] += ri;
-                }
-                self.n_train += 1;
+                train.extend(x.iter().map(|&v| v as f64));
+                train.push(1.0);
+                onehot.extend((0..c).map(|j| f64::from(j == y as usize)));
             } else if self.test_y.len() < self.max_test {
                 self.test_x.extend_from_slice(x);
                 self.test_y.push(y);
             }
+        }
+        let nt = train.len() / a;
+        if nt > 0 {
+            // Normal equations of the batch as two GEMMs: [X 1]ᵀ[X 1] and [X 1]ᵀY.
+            let r = ndarray::Array2::from_shape_vec((nt, a), train).map_err(|_| ProbeError::Singular)?;
+            let t = ndarray::Array2::from_shape_vec((nt, c), onehot).map_err(|_| ProbeError::Singular)?;
+            let g = r.t().dot(&r);
+            let xy = r.t().dot(&t);
+            self.gram.iter_mut().zip(g.iter()).for_each(|(s, v)| *s += v);
+            self.xty.iter_mut().zip(xy.iter()).for_each(|(s, v)| *s += v);
+            self.n_train += nt as u64;
         }
         Ok(())
     }
@@ -158,7 +157,7 @@ fn cholesky(m: &[f64], n: usize) -> Option<Vec<f64>> {
         for j in 0..=i {
             let s: f64 = m[i * n + j] - (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum::<f64>();
             if i == j {
-                if !(s > 0.0) || !s.is_finite() {
+                if s.is_nan() || s <= 0.0 || !s.is_finite() {
                     return None;
                 }
                 l[i * n + i] = s.sqrt();

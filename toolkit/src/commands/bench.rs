@@ -541,6 +541,12 @@ pub fn render_table(r: &BenchReport) -> String {
                 .map(|o| format!("{} {:.1}%", o.op_type, o.fraction * 100.0))
                 .collect();
             let _ = writeln!(s, "    by op: {}", ops.join(", "));
+            let eps: Vec<String> = ps
+                .by_provider
+                .iter()
+                .map(|p| format!("{} {:.1}% ({} nodes)", p.provider, p.fraction * 100.0, p.nodes))
+                .collect();
+            let _ = writeln!(s, "    by execution provider: {}", eps.join(", "));
             for n in &ps.top_nodes {
                 let _ = writeln!(
                     s,
@@ -554,4 +560,35 @@ pub fn render_table(r: &BenchReport) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dims: Vec<Option<i64>>) -> TensorSpec {
+        TensorSpec {
+            name: "x".into(),
+            elem: ElemType::F32,
+            dims,
+        }
+    }
+
+    #[test]
+    fn batch_fills_a_symbolic_first_dimension_only() {
+        let s = spec(vec![None, Some(3), Some(8), Some(8)]);
+        assert_eq!(input_shape("m", &s, 32).unwrap(), vec![32, 3, 8, 8]);
+        let fixed = spec(vec![Some(4), Some(3)]);
+        assert_eq!(input_shape("m", &fixed, 4).unwrap(), vec![4, 3]);
+        let e = input_shape("m.onnx", &fixed, 2).unwrap_err().to_string();
+        assert!(
+            e.contains("m.onnx: input 'x' [4,3] has a static batch dimension of 4; --batch 2"),
+            "{e}"
+        );
+        let e = input_shape("m.onnx", &spec(vec![None, None]), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("symbolic dimension 1 besides the batch"), "{e}");
+        assert_eq!(input_shape("m", &spec(vec![]), 5).unwrap(), Vec::<usize>::new());
+    }
 }

@@ -2,8 +2,12 @@
 
 pub mod bench;
 pub mod convert;
+pub mod data;
+pub mod eval;
+pub mod finetune;
 pub mod inspect;
 pub mod model;
+pub mod train;
 pub mod report;
 pub mod sweep;
 

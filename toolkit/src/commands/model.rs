@@ -1,58 +1,203 @@
-//! `ratio model NAME -o FILE`: write one of the reference networks (`models/`) as ONNX, with seeded weights.
+//! `ratio model NAME -o FILE`: build a reference CNN (or a converter pattern fixture) from the `models` crate
+//! and write it as ONNX, atomically. `--list` names what can be built. The summary (text or `--json`) carries the
+//! written file's sha256, the full configuration and seed, and where it was built.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use converters::ir::Model;
-use models::ModelConfig;
+use converters::ir::attr::NodeExt;
+use models::stats::{op_counts, param_count};
+use models::{ModelConfig, fold_bn_report, patterns};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::provenance::{Machine, utc_now_rfc3339};
+
+/// Prefix that selects a pattern fixture instead of a registry model.
+const PATTERN: &str = "pattern:";
 
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
-    /// resnet20, resnet56, vgg, densenet, plain or resnet50.
-    pub name: String,
-    /// Output file.
-    #[arg(short, long)]
-    pub output: PathBuf,
-    #[arg(long, default_value_t = 3)]
+    /// What to build: resnet20, resnet56, vgg, densenet, plain, resnet50, or pattern:<fixture> (see --list;
+    /// fixtures have fixed shapes and seeds, so the size, width and seed options do not apply to them).
+    #[arg(required_unless_present = "list")]
+    pub name: Option<String>,
+    /// Where to write the ONNX file (written atomically).
+    #[arg(long, short, alias = "out", required_unless_present = "list")]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
+    /// List buildable models and fixtures, then exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Input channels (3 for RGB, 1 for MNIST/digits).
+    #[arg(long, alias = "in-channels", default_value_t = 3)]
     pub channels: i64,
-    #[arg(long, default_value_t = 32)]
+    /// Input height = width.
+    #[arg(long, alias = "size", default_value_t = 32)]
     pub input_size: i64,
     #[arg(long, default_value_t = 10)]
     pub classes: i64,
     /// Width multiplier of every hidden layer.
     #[arg(long, default_value_t = 1.0)]
     pub width: f32,
+    /// Seed of the weight initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Fold BatchNormalization into the preceding convolutions (the deployed form).
+    /// Random BatchNormalization statistics instead of a fresh model's identity (for tests).
+    #[arg(long)]
+    pub random_bn_stats: bool,
+    /// Fold Conv→BatchNormalization pairs into the convolutions (deployment form).
     #[arg(long)]
     pub fold_bn: bool,
-    /// Overwrite an existing file.
+    /// Print the summary as JSON.
     #[arg(long)]
-    pub force: bool,
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Built {
+    model: String,
+    path: String,
+    sha256: String,
+    bytes: usize,
+    config: Option<ConfigRecord>,
+    folded_bn_pairs: usize,
+    params: usize,
+    nodes: usize,
+    op_histogram: std::collections::BTreeMap<String, usize>,
+    build_ms: f64,
+    tool_version: String,
+    machine: Machine,
+    timestamp: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ConfigRecord {
+    in_channels: i64,
+    input_size: i64,
+    num_classes: i64,
+    width: f32,
+    seed: u64,
+    random_bn_stats: bool,
 }
 
 pub fn run(args: ModelArgs) -> Result<ExitCode> {
-    if args.output.exists() && !args.force {
-        anyhow::bail!("{}: output exists; pass --force to overwrite", args.output.display());
+    if args.list {
+        println!("models: {}", models::names().join(", "));
+        let fixtures: Vec<String> = patterns::all().iter().map(|(n, _)| format!("{PATTERN}{n}")).collect();
+        println!("fixtures: {}", fixtures.join(", "));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (Some(name), Some(out)) = (args.name.as_deref(), args.output.as_ref()) else {
+        bail!("give a model name and --output FILE, or --list");
+    };
+    if out.exists() && !args.force {
+        bail!("{}: output exists; pass --force to overwrite", out.display());
     }
     let cfg = ModelConfig {
+        in_channels: args.channels,
+        input_size: args.input_size,
+        num_classes: args.classes,
         width: args.width,
         seed: args.seed,
-        ..ModelConfig::new(args.channels, args.input_size, args.classes)
+        random_bn_stats: args.random_bn_stats,
     };
-    let mut proto = models::by_name(&args.name, &cfg)?;
-    if args.fold_bn {
-        proto = models::fold_bn(&proto)?;
+    let t = Instant::now();
+    let (proto, config) = match name.strip_prefix(PATTERN) {
+        Some(fixture) => {
+            let Some(p) = patterns::by_name(fixture) else {
+                let known: Vec<&str> = patterns::all().iter().map(|(n, _)| *n).collect();
+                bail!("unknown fixture '{fixture}' (known: {})", known.join(", "));
+            };
+            (p, None)
+        }
+        None => (
+            models::by_name(name, &cfg).with_context(|| format!("building '{name}'"))?,
+            Some(ConfigRecord {
+                in_channels: cfg.in_channels,
+                input_size: cfg.input_size,
+                num_classes: cfg.num_classes,
+                width: cfg.width,
+                seed: cfg.seed,
+                random_bn_stats: cfg.random_bn_stats,
+            }),
+        ),
+    };
+    let (proto, folded) = if args.fold_bn {
+        let (p, pairs) = fold_bn_report(&proto).with_context(|| format!("folding BatchNormalization in '{name}'"))?;
+        (p, pairs.len())
+    } else {
+        (proto, 0)
+    };
+    let build_ms = t.elapsed().as_secs_f64() * 1e3;
+    let problems = converters::validate::validate(proto.graph.as_ref().context("built model has no graph")?);
+    if !problems.is_empty() {
+        bail!("built model '{name}' is invalid: {}", problems.join("; "));
     }
-    let m = Model::new(proto);
-    m.save(&args.output, false)
-        .with_context(|| format!("writing {}", args.output.display()))?;
-    eprintln!(
-        "wrote {} ({} parameters)",
-        args.output.display(),
-        models::stats::param_count(&m.proto)
-    );
+    let model = Model::new(proto);
+    // The bytes `save` writes for a model without external data, hashed here rather than re-read.
+    let bytes = model.to_inline_bytes()?;
+    model
+        .save(out, false)
+        .with_context(|| format!("writing {}", out.display()))?;
+    let g = model.graph();
+    let built = Built {
+        model: name.to_string(),
+        path: out.display().to_string(),
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        bytes: bytes.len(),
+        config,
+        folded_bn_pairs: folded,
+        params: param_count(&model.proto),
+        nodes: g.node.len(),
+        op_histogram: op_counts(&model.proto),
+        build_ms,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        machine: Machine::detect(),
+        timestamp: utc_now_rfc3339(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&built)?);
+    } else {
+        print_text(&built, g.node.iter().filter(|n| n.op() == "Relu").count());
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_text(b: &Built, relus: usize) {
+    println!("{} → {}  (sha256 {}, {} bytes)", b.model, b.path, b.sha256, b.bytes);
+    if let Some(c) = &b.config {
+        println!(
+            "  input {}×{}×{}, {} classes, width {}, seed {}{}",
+            c.in_channels,
+            c.input_size,
+            c.input_size,
+            c.num_classes,
+            c.width,
+            c.seed,
+            if c.random_bn_stats {
+                ", random BN statistics"
+            } else {
+                ""
+            }
+        );
+    }
+    let count = |op: &str| b.op_histogram.get(op).copied().unwrap_or(0);
+    println!(
+        "  {} parameters, {} nodes: {} Conv, {} BatchNormalization, {relus} Relu; {} BN pairs folded",
+        b.params,
+        b.nodes,
+        count("Conv"),
+        count("BatchNormalization"),
+        b.folded_bn_pairs
+    );
+    println!(
+        "  built in {:.1} ms by ratio {} on {} ({} cores), {}",
+        b.build_ms, b.tool_version, b.machine.cpu_model, b.machine.cores, b.timestamp
+    );
 }

@@ -21,6 +21,6 @@ pub use config::{Device, OptLevel, RuntimeConfig};
 pub use env::{ORT_LIBRARY, SETUP_HINT, check_library, ensure_ort, library_path, loaded_library};
 pub use error::{Result, RuntimeError};
 pub use outputs::Outputs;
-pub use profile::{NodeTime, OpTime, ProfileSummary, summarize_events, summarize_profile};
+pub use profile::{NodeTime, OpTime, ProfileSummary, ProviderTime, summarize_events, summarize_profile};
 pub use runner::{Prepared, Runner};
 pub use spec::{ElemType, Feed, TensorSpec, check_feeds, fmt_dims};

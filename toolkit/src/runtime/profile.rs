@@ -40,7 +40,18 @@ pub struct ProfileSummary {
     /// Sum of kernel durations, µs (the rest of run time is scheduling, copies and allocation).
     pub kernel_total_us: f64,
     pub by_op: Vec<OpTime>,
+    /// Share of kernel time per execution provider: on a GPU run, anything on `CPUExecutionProvider` is a node
+    /// the GPU provider could not take.
+    pub by_provider: Vec<ProviderTime>,
     pub top_nodes: Vec<NodeTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProviderTime {
+    pub provider: String,
+    pub nodes: usize,
+    pub total_us: f64,
+    pub fraction: f64,
 }
 
 /// Read the trace at `path` and keep the `top` slowest nodes; op types are all listed, slowest first. The first
@@ -122,6 +133,22 @@ pub fn summarize_events(
         })
         .collect();
     by_op.sort_by(|a, b| b.total_us.total_cmp(&a.total_us).then(a.op_type.cmp(&b.op_type)));
+    let mut providers: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+    for (_, provider, _, us) in nodes.values() {
+        let p = providers.entry(provider.clone()).or_default();
+        p.0 += 1;
+        p.1 += us;
+    }
+    let mut by_provider: Vec<ProviderTime> = providers
+        .into_iter()
+        .map(|(provider, (nodes, total_us))| ProviderTime {
+            provider,
+            nodes,
+            total_us,
+            fraction: frac(total_us),
+        })
+        .collect();
+    by_provider.sort_by(|a, b| b.total_us.total_cmp(&a.total_us).then(a.provider.cmp(&b.provider)));
     let mut top_nodes: Vec<NodeTime> = nodes
         .into_iter()
         .map(|(node, (op_type, provider, calls, total_us))| NodeTime {
@@ -141,6 +168,7 @@ pub fn summarize_events(
         run_total_us: run_total,
         kernel_total_us: kernel_total,
         by_op,
+        by_provider,
         top_nodes,
     })
 }
@@ -180,6 +208,8 @@ mod tests {
         assert_eq!(s.top_nodes.len(), 2);
         assert_eq!((s.top_nodes[0].node.as_str(), s.top_nodes[0].mean_us), ("conv1", 32.0));
         assert_eq!(s.top_nodes[1].node, "conv2");
+        assert_eq!(s.by_provider.len(), 1);
+        assert_eq!((s.by_provider[0].nodes, s.by_provider[0].fraction), (3, 1.0));
 
         // Skipping the first run keeps only kernels that start in the second (ts ≥ 150).
         let s = summarize_events(&events, 5, 1).unwrap();

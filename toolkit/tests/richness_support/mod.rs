@@ -33,8 +33,17 @@ fn gunzip(path: &Path) -> Vec<u8> {
 
 /// The first `n` MNIST test images with the checkpoint's preprocessing: x/255, then (x − 0.1307)/0.3081.
 pub fn mnist_test(n: usize) -> (Vec<f32>, Vec<u32>) {
-    let images = gunzip(&shared("data/mnist/t10k-images.idx3-ubyte.gz"));
-    let labels = gunzip(&shared("data/mnist/t10k-labels.idx1-ubyte.gz"));
+    mnist("t10k", n)
+}
+
+/// The first `n` MNIST training images, preprocessed like [`mnist_test`].
+pub fn mnist_train(n: usize) -> (Vec<f32>, Vec<u32>) {
+    mnist("train", n)
+}
+
+fn mnist(split: &str, n: usize) -> (Vec<f32>, Vec<u32>) {
+    let images = gunzip(&shared(&format!("data/mnist/{split}-images.idx3-ubyte.gz")));
+    let labels = gunzip(&shared(&format!("data/mnist/{split}-labels.idx1-ubyte.gz")));
     assert_eq!(&images[..4], &[0, 0, 8, 3]);
     let x = images[16..16 + n * 784]
         .iter()
@@ -56,6 +65,27 @@ pub fn batches(x: &[f32], y: &[u32], size: usize) -> Vec<anyhow::Result<Batch>> 
             })
         })
         .collect()
+}
+
+/// Top-1 of `model` on the given preprocessed MNIST images.
+pub fn accuracy(model: &Model, x: &[f32], y: &[u32]) -> f64 {
+    let mut r = toolkit::runtime::Runner::from_model(model, &cfg()).unwrap();
+    let mut correct = 0usize;
+    for b in batches(x, y, 500) {
+        let b = b.unwrap();
+        let out = r.run(&[("input", toolkit::runtime::Feed::F32(b.x.view()))]).unwrap();
+        let logits = out.get("logits").unwrap();
+        for (row, &l) in logits.outer_iter().zip(b.labels.as_ref().unwrap()) {
+            let best = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i)
+                .unwrap();
+            correct += usize::from(best == l as usize);
+        }
+    }
+    correct as f64 / y.len() as f64
 }
 
 pub fn mnist_model() -> Model {

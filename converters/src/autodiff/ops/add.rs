@@ -20,10 +20,10 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
     };
     let ys = cx.shape(n, out0(n))?;
     let mut out = vec![None, None];
-    for i in 0..2 {
-        if cx.needs(&n.input[i]) {
-            let s = cx.shape(n, &n.input[i])?;
-            out[i] = Some(cx.reduce_to(dy, &ys, &s));
+    for (slot, inp) in out.iter_mut().zip(&n.input) {
+        if cx.needs(inp) {
+            let s = cx.shape(n, inp)?;
+            *slot = Some(cx.reduce_to(dy, &ys, &s));
         }
     }
     Ok(out)

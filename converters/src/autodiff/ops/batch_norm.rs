@@ -1,7 +1,9 @@
 //! BatchNormalization, in training mode (batch statistics, running-stat updates) or frozen.
 //!
-//! Training forward is decomposed so the backward can reuse μ, r = 1/√(σ²+ε) and X̂ = (X−μ)·r:
-//!   dX = r·(dX̂ − mean(dX̂) − X̂·mean(dX̂·X̂)) with dX̂ = dY·γ;  dγ = Σ dY·X̂;  dβ = Σ dY.
+//! Training forward is decomposed as Xc = X − μ, r = 1/√(σ²+ε), a = γ·r, Y = Xc·a + β, and the backward
+//! reuses Xc and per-channel factors instead of materialising X̂ = Xc·r (fewer full-size passes):
+//!   s1 = Σ dY, s2 = Σ dY·Xc;  dβ = s1;  dγ = r·s2;  dX = a·dY − (a·s1/m + Xc·a·r²·s2/m)
+//! which is the usual dX = γr·(dY − mean(dY) − X̂·mean(dY·X̂)).
 //! Running statistics follow PyTorch: the variance is updated with the unbiased estimate σ²·m/(m−1) (the ONNX
 //! op's own training mode uses the biased one), weighted by the node's ONNX `momentum` (PyTorch's 1 − momentum).
 //! Frozen: dX = dY·γ/√(rv+ε), and γ/β still get gradients against the stored statistics.
@@ -78,10 +80,10 @@ fn forward_train(cx: &mut GradCx, n: &NodeProto) -> Result<bool> {
     let ve = cx.op("Add", &format!("{y}_ve"), &[&var, &e], vec![]);
     let sd = cx.op("Sqrt", &format!("{y}_sd"), &[&ve], vec![]);
     let r = cx.op("Reciprocal", &format!("{y}_r"), &[&sd], vec![]);
-    let xhat = cx.mul(&xc, &r);
     let gamma = cx.reshape(scale, &g.bshape);
     let beta = cx.reshape(bias, &g.bshape);
-    let scaled = cx.mul(&xhat, &gamma);
+    let a = cx.mul(&gamma, &r);
+    let scaled = cx.mul(&xc, &a);
     let name = cx.b.fresh(&format!("{y}/bn_train"));
     cx.b.graph
         .node
@@ -99,7 +101,7 @@ fn forward_train(cx: &mut GradCx, n: &NodeProto) -> Result<bool> {
         let upd = cx.op("Add", &format!("{stat}_upd"), &[&old, &new], vec![]);
         cx.state_updates.push((stat.clone(), upd));
     }
-    cx.saved.insert(y, vec![xhat, r, gamma]);
+    cx.saved.insert(y, vec![xc, r, a]);
     Ok(true)
 }
 
@@ -111,44 +113,49 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
     let g = geo(cx, n)?;
     let y = out0(n).to_string();
     let (x, scale, bias) = (n.input[0].as_str(), n.input[1].as_str(), n.input[2].as_str());
-    let (xhat, r, gamma) = match cx.saved.get(&y).cloned() {
-        Some(s) => (s[0].clone(), s[1].clone(), s[2].clone()),
-        None => {
-            // Frozen statistics: X̂ and r come from the stored running mean/variance.
-            let eps = n.get_f("epsilon")?.unwrap_or(1e-5);
-            let e = cx.scalar(eps);
-            let rv = cx.reshape(&n.input[4], &g.bshape);
-            let rm = cx.reshape(&n.input[3], &g.bshape);
-            let ve = cx.op("Add", &format!("{y}_ve"), &[&rv, &e], vec![]);
-            let sd = cx.op("Sqrt", &format!("{y}_sd"), &[&ve], vec![]);
-            let r = cx.op("Reciprocal", &format!("{y}_r"), &[&sd], vec![]);
-            let xhat = if cx.needs(scale) {
-                let xc = cx.op("Sub", &format!("{y}_xc"), &[x, &rm], vec![]);
-                cx.mul(&xc, &r)
-            } else {
-                String::new()
-            };
-            let gamma = cx.reshape(scale, &g.bshape);
-            (xhat, r, gamma)
+    if let Some(saved) = cx.saved.get(&y).cloned() {
+        let (xc, r, a) = (&saved[0], &saved[1], &saved[2]);
+        let s1 = cx.reduce_sum(dy, &g.axes, true);
+        let p = cx.mul(dy, xc);
+        let s2 = cx.reduce_sum(&p, &g.axes, true);
+        if cx.needs(x) {
+            let inv_m = cx.scalar(1.0 / g.m as f32);
+            let as1 = cx.mul(a, &s1);
+            let c2 = cx.mul(&as1, &inv_m);
+            let rr = cx.mul(r, r);
+            let ar2 = cx.mul(a, &rr);
+            let ar2s2 = cx.mul(&ar2, &s2);
+            let c3 = cx.mul(&ar2s2, &inv_m);
+            let t1 = cx.mul(dy, a);
+            let t2 = cx.mul(xc, &c3);
+            let t3 = cx.op("Add", &format!("{y}_dxb"), &[&t2, &c2], vec![]);
+            out[0] = Some(cx.op("Sub", &format!("{y}_dx"), &[&t1, &t3], vec![]));
         }
-    };
-    let train = cx.saved.contains_key(&y);
+        if cx.needs(scale) {
+            let rs2 = cx.mul(r, &s2);
+            out[1] = Some(cx.reshape(&rs2, &[g.c]));
+        }
+        if cx.needs(bias) {
+            out[2] = Some(cx.reshape(&s1, &[g.c]));
+        }
+        return Ok(out);
+    }
+    // Frozen statistics: X̂ and r come from the stored running mean/variance.
+    let eps = n.get_f("epsilon")?.unwrap_or(1e-5);
+    let e = cx.scalar(eps);
+    let rv = cx.reshape(&n.input[4], &g.bshape);
+    let ve = cx.op("Add", &format!("{y}_ve"), &[&rv, &e], vec![]);
+    let sd = cx.op("Sqrt", &format!("{y}_sd"), &[&ve], vec![]);
+    let r = cx.op("Reciprocal", &format!("{y}_r"), &[&sd], vec![]);
     if cx.needs(x) {
-        let dxhat = cx.mul(dy, &gamma);
-        let dx = if train {
-            let m1 = cx.reduce_mean(&dxhat, &g.axes, true);
-            let p = cx.mul(&dxhat, &xhat);
-            let m2 = cx.reduce_mean(&p, &g.axes, true);
-            let t = cx.mul(&xhat, &m2);
-            let a = cx.op("Sub", &format!("{y}_dxa"), &[&dxhat, &m1], vec![]);
-            let b = cx.op("Sub", &format!("{y}_dxb"), &[&a, &t], vec![]);
-            cx.mul(&b, &r)
-        } else {
-            cx.mul(&dxhat, &r)
-        };
-        out[0] = Some(dx);
+        let gamma = cx.reshape(scale, &g.bshape);
+        let a = cx.mul(&gamma, &r);
+        out[0] = Some(cx.mul(dy, &a));
     }
     if cx.needs(scale) {
+        let rm = cx.reshape(&n.input[3], &g.bshape);
+        let xc = cx.op("Sub", &format!("{y}_xc"), &[x, &rm], vec![]);
+        let xhat = cx.mul(&xc, &r);
         let p = cx.mul(dy, &xhat);
         out[1] = Some(cx.reduce_sum(&p, &g.axes, false));
     }

@@ -5,9 +5,10 @@
 //! convolved with dYᵀ [M, N, …] as kernel, swapping strides and dilations; the result can over-cover the kernel
 //! window by up to stride−1 and is sliced. dB = ΣdY over batch and space.
 
-use crate::autodiff::cx::GradCx;
+use crate::autodiff::cx::{DwStrategy, GradCx};
 use crate::autodiff::error::{Result, shape_err};
 use crate::autodiff::info::ValInfo;
+use crate::autodiff::ops::common::Window;
 use crate::autodiff::ops::common::{input_info, out0, window};
 use crate::autodiff::registry::{Grad, Rule};
 use crate::ir::attr::NodeExt;
@@ -61,23 +62,35 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
     let base = out0(n).to_string();
 
     if cx.needs(x) {
-        let dx = cx.op(
-            "ConvTranspose",
-            &format!("{base}_dx"),
-            &[dy, w],
-            vec![
-                ("strides", Attr::Ints(win.strides.clone())),
-                ("pads", Attr::Ints(win.pads.clone())),
-                ("dilations", Attr::Ints(win.dilations.clone())),
-                ("group", Attr::Int(group)),
-                ("kernel_shape", Attr::Ints(win.kernel.clone())),
-                ("output_padding", Attr::Ints(win.output_padding())),
-            ],
-        );
+        let r = win.rank();
+        let stride1 = win.strides.iter().all(|&v| v == 1);
+        let fits = (0..r).all(|i| {
+            let span = win.dilations[i] * (win.kernel[i] - 1);
+            win.pads[i] <= span && win.pads[i + r] <= span
+        });
+        let dx = if group == 1 && stride1 && fits && cx.dw == DwStrategy::Auto {
+            dx_by_conv(cx, dy, w, &win, &base)
+        } else {
+            cx.op(
+                "ConvTranspose",
+                &format!("{base}_dx"),
+                &[dy, w],
+                vec![
+                    ("strides", Attr::Ints(win.strides.clone())),
+                    ("pads", Attr::Ints(win.pads.clone())),
+                    ("dilations", Attr::Ints(win.dilations.clone())),
+                    ("group", Attr::Int(group)),
+                    ("kernel_shape", Attr::Ints(win.kernel.clone())),
+                    ("output_padding", Attr::Ints(win.output_padding())),
+                ],
+            )
+        };
         out[0] = Some(dx);
     }
 
-    if cx.needs(w) {
+    if cx.needs(w) && group == 1 && r == 2 && cx.dw != DwStrategy::TransposedConv {
+        out[1] = Some(dw_im2col(cx, x, dy, &xs, &ws, &win, &base));
+    } else if cx.needs(w) {
         let (nb, c) = (xs[0], xs[1]);
         let cg = c / group;
         let spatial: Vec<i64> = (2..2 + r as i64).collect();
@@ -154,4 +167,98 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
         out[2] = Some(cx.reduce_sum(dy, &axes, false));
     }
     Ok(out)
+}
+
+/// dW by per-offset batched MatMuls: for each kernel offset (i, j), the strided window sample S_ij of the
+/// padded X, viewed as [N, C, Ho·Wo], times dY viewed as [N, Ho·Wo, M] gives per-sample [N, C, M] products that
+/// are summed over N. Only dY is transposed (once); the batch dimension lets ORT spread the small GEMMs over
+/// threads, which one long-K Gemm with a 16×16 output could not.
+fn dw_im2col(cx: &mut GradCx, x: &str, dy: &str, xs: &[i64], ws: &[i64], win: &Window, base: &str) -> String {
+    let (nb, c, m) = (xs[0], xs[1], ws[0]);
+    let (kh, kw) = (win.kernel[0], win.kernel[1]);
+    let (ho, wo) = (win.output[0], win.output[1]);
+    let (sh, sw) = (win.strides[0], win.strides[1]);
+    let (dh, dw) = (win.dilations[0], win.dilations[1]);
+    let p = &win.pads;
+    let xp = if p.iter().any(|&v| v > 0) {
+        cx.pad(x, &[0, 0, p[0], p[1], 0, 0, p[2], p[3]], Some(0.0))
+    } else {
+        x.to_string()
+    };
+    let dy3 = cx.reshape(dy, &[nb, m, ho * wo]);
+    let dyt = cx.op(
+        "Transpose",
+        &format!("{base}_dyT"),
+        &[&dy3],
+        vec![("perm", Attr::Ints(vec![0, 2, 1]))],
+    );
+    let (hp, wp) = (xs[2] + p[0] + p[2], xs[3] + p[1] + p[3]);
+    let mut parts = Vec::with_capacity((kh * kw) as usize);
+    for i in 0..kh {
+        for j in 0..kw {
+            let (oh, ow) = (i * dh, j * dw);
+            let full = oh == 0 && ow == 0 && sh == 1 && sw == 1 && ho == hp && wo == wp;
+            let sample = if full {
+                xp.clone()
+            } else {
+                cx.slice(
+                    &xp,
+                    &[oh, ow],
+                    &[oh + sh * (ho - 1) + 1, ow + sw * (wo - 1) + 1],
+                    &[2, 3],
+                    &[sh, sw],
+                )
+            };
+            let s3 = cx.reshape(&sample, &[nb, c, ho * wo]);
+            let prod = cx.op("MatMul", &format!("{base}_dw_{i}_{j}"), &[&s3, &dyt], vec![]);
+            let summed = cx.reduce_sum(&prod, &[0], false);
+            parts.push(cx.reshape(&summed, &[1, c, m]));
+        }
+    }
+    let stacked = if parts.len() == 1 {
+        parts.pop().unwrap_or_default()
+    } else {
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        cx.op("Concat", &format!("{base}_dw_k"), &refs, vec![("axis", Attr::Int(0))])
+    };
+    // [kh·kw, C, M] → [M, C, kh·kw] → [M, C, kh, kw]
+    let t = cx.op(
+        "Transpose",
+        &format!("{base}_dw_t"),
+        &[&stacked],
+        vec![("perm", Attr::Ints(vec![2, 1, 0]))],
+    );
+    cx.reshape(&t, ws)
+}
+
+/// Stride-1 dX as a plain Conv (ORT's Conv kernels beat ConvTranspose on CPU): dY convolved with W transposed to
+/// [C, M, …] and flipped in space, padded by d·(k−1) − p on each side.
+fn dx_by_conv(cx: &mut GradCx, dy: &str, w: &str, win: &Window, base: &str) -> String {
+    let r = win.rank();
+    let mut perm = vec![1, 0];
+    perm.extend(2..2 + r as i64);
+    let wt = cx.op(
+        "Transpose",
+        &format!("{base}_wT"),
+        &[w],
+        vec![("perm", Attr::Ints(perm))],
+    );
+    let axes: Vec<i64> = (2..2 + r as i64).collect();
+    let starts = vec![-1; r];
+    let ends = vec![i64::MIN; r];
+    let steps = vec![-1; r];
+    let wf = cx.slice(&wt, &starts, &ends, &axes, &steps);
+    let pads: Vec<i64> = (0..2 * r)
+        .map(|i| win.dilations[i % r] * (win.kernel[i % r] - 1) - win.pads[i])
+        .collect();
+    cx.op(
+        "Conv",
+        &format!("{base}_dx"),
+        &[dy, &wf],
+        vec![
+            ("pads", Attr::Ints(pads)),
+            ("dilations", Attr::Ints(win.dilations.clone())),
+            ("kernel_shape", Attr::Ints(win.kernel.clone())),
+        ],
+    )
 }

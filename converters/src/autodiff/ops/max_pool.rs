@@ -11,6 +11,7 @@ use crate::autodiff::info::ValInfo;
 use crate::autodiff::ops::common::{Window, input_info, out0, window};
 use crate::autodiff::registry::{Grad, Rule};
 use crate::ir::attr::NodeExt;
+use crate::ir::build::Attr;
 use crate::proto::NodeProto;
 
 pub const RULE: Rule = Rule {
@@ -58,6 +59,10 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
         return Err(unsupported(n, "MaxPool gradient for other than 2 spatial dims"));
     }
     let w = geometry(n, &xs)?;
+    let tiles_fit = w.output[0] * w.kernel[0] <= xs[2] && w.output[1] * w.kernel[1] <= xs[3];
+    if tiles_fit && w.kernel == w.strides && w.pads.iter().all(|&p| p == 0) && w.dilations.iter().all(|&d| d == 1) {
+        return Ok(vec![Some(tiled(cx, n, &xs, &w, dy))]);
+    }
     let (nb, c, h, wd) = (xs[0], xs[1], xs[2], xs[3]);
     let (ho, wo) = (w.output[0], w.output[1]);
     let (sh, sw) = (w.strides[0], w.strides[1]);
@@ -115,6 +120,53 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
         acc
     };
     Ok(vec![Some(dx)])
+}
+
+/// Non-overlapping windows (kernel = stride, no padding, the common 2×2/2): view X as [N,C,Ho,Wo,kh·kw]
+/// windows, mark the first maximum of each with CumSum over the window, and route dY there, in ~10 full-size
+/// ops instead of kh·kw rounds of slices and pads.
+fn tiled(cx: &mut GradCx, n: &NodeProto, xs: &[i64], w: &Window, dy: &str) -> String {
+    let (nb, c, h, wd) = (xs[0], xs[1], xs[2], xs[3]);
+    let (ho, wo) = (w.output[0], w.output[1]);
+    let (kh, kw) = (w.kernel[0], w.kernel[1]);
+    let x = n.input[0].as_str();
+    let (hc, wc) = (ho * kh, wo * kw);
+    let xc = if hc != h || wc != wd {
+        cx.slice(x, &[0, 0], &[hc, wc], &[2, 3], &[1, 1])
+    } else {
+        x.to_string()
+    };
+    let x6 = cx.reshape(&xc, &[nb, c, ho, kh, wo, kw]);
+    let xw = cx.op(
+        "Transpose",
+        "mp_win",
+        &[&x6],
+        vec![("perm", Attr::Ints(vec![0, 1, 2, 4, 3, 5]))],
+    );
+    let xw = cx.reshape(&xw, &[nb, c, ho, wo, kh * kw]);
+    let y5 = cx.reshape(out0(n), &[nb, c, ho, wo, 1]);
+    let eq = cx.op("Equal", "mp_eq", &[&xw, &y5], vec![]);
+    let eqf = cx.op("Cast", "mp_eqf", &[&eq], vec![("to", Attr::Int(1))]);
+    let axis = cx.ints(&[4]);
+    let cum = cx.op("CumSum", "mp_cum", &[&eqf, &axis], vec![]);
+    let one = cx.scalar(1.0);
+    let first_cum = cx.op("Equal", "mp_first_cum", &[&cum, &one], vec![]);
+    let first = cx.op("And", "mp_first", &[&eq, &first_cum], vec![]);
+    let dy5 = cx.reshape(dy, &[nb, c, ho, wo, 1]);
+    let routed = cx.mask(&first, &dy5);
+    let r6 = cx.reshape(&routed, &[nb, c, ho, wo, kh, kw]);
+    let back = cx.op(
+        "Transpose",
+        "mp_unwin",
+        &[&r6],
+        vec![("perm", Attr::Ints(vec![0, 1, 2, 4, 3, 5]))],
+    );
+    let dxc = cx.reshape(&back, &[nb, c, hc, wc]);
+    if hc != h || wc != wd {
+        cx.pad(&dxc, &[0, 0, 0, 0, 0, 0, h - hc, wd - wc], None)
+    } else {
+        dxc
+    }
 }
 
 /// Scatter `v` [N,C,Ho,Wo] to rows off_h + s_h·p and columns off_w + s_w·q of a zero [N,C,Hp,Wp] tensor.

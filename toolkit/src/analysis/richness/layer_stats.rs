@@ -10,6 +10,7 @@ use super::layers::Layer;
 use super::patterns::{PatternCounter, split_hash};
 use crate::analysis::probe::RidgeProbe;
 use crate::analysis::spectrum::{effective_rank, participation_ratio, symmetric_eigenvalues};
+pub use reports::schema::richness::LayerMetrics;
 
 /// Knobs shared by every layer accumulator.
 #[derive(Debug, Clone, Serialize)]
@@ -44,28 +45,6 @@ impl Default for RichnessOptions {
     }
 }
 
-/// Per-layer results. Rectifier-only metrics are `None` at block outputs; spatial ones at layers without space.
-#[derive(Debug, Clone, Serialize)]
-pub struct LayerMetrics {
-    pub name: String,
-    pub op: String,
-    pub output: String,
-    pub depth: usize,
-    pub channels: usize,
-    pub spatial: usize,
-    pub samples: u64,
-    pub dead_fraction: Option<f64>,
-    pub sparsity: Option<f64>,
-    pub negative_mass: Option<f64>,
-    pub distinct_patterns: Option<usize>,
-    pub pattern_entropy_bits: Option<f64>,
-    pub effective_rank: Option<f64>,
-    pub participation_ratio: Option<f64>,
-    pub spatial_effective_rank: Option<f64>,
-    pub spatial_participation_ratio: Option<f64>,
-    pub probe_accuracy: Option<f64>,
-}
-
 /// Streaming state of one layer. Shapes are fixed by the first batch.
 #[derive(Debug)]
 pub struct LayerAccum {
@@ -77,6 +56,7 @@ pub struct LayerAccum {
     spatial_cov: Option<StreamingCov>,
     activity: Option<ActivityStats>,
     patterns: PatternCounter,
+    position_patterns: PatternCounter,
     negative: NegativeMass,
     probe: Option<RidgeProbe>,
     /// Pooled rows of the first `cka_samples` samples, `channels` wide.
@@ -106,6 +86,7 @@ impl LayerAccum {
             spatial_cov: None,
             activity: None,
             patterns: PatternCounter::default(),
+            position_patterns: PatternCounter::default(),
             negative: NegativeMass::default(),
             probe: None,
             cka_rows: Vec::new(),
@@ -180,6 +161,9 @@ impl LayerAccum {
                 }
             }
             cov.push_rows(&rows);
+            if self.layer.is_activation() {
+                self.position_patterns.push(&rows, n * opts.positions);
+            }
         }
         if let Some(act) = &mut self.activity {
             act.push(data, n, s);
@@ -235,6 +219,9 @@ impl LayerAccum {
             negative_mass: self.layer.act_input.as_ref().map(|_| self.negative.value()),
             distinct_patterns: act.map(|_| self.patterns.distinct()),
             pattern_entropy_bits: act.map(|_| self.patterns.entropy_bits()),
+            position_patterns: (act.is_some() && self.spatial_cov.is_some()).then(|| self.position_patterns.distinct()),
+            position_pattern_entropy_bits: (act.is_some() && self.spatial_cov.is_some())
+                .then(|| self.position_patterns.entropy_bits()),
             effective_rank: pooled.map(|p| p.0),
             participation_ratio: pooled.map(|p| p.1),
             spatial_effective_rank: spatial.map(|p| p.0),

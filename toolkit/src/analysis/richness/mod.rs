@@ -21,33 +21,9 @@ pub use capture::{Batch, ModelCapture, data_input};
 pub use error::RichnessError;
 pub use layer_stats::{LayerMetrics, RichnessOptions};
 pub use layers::{Layer, LayerSelect, activation_layers, select_layers};
+pub use reports::schema::richness::{CkaMatrix, ModelRichness};
 
 use crate::analysis::cka::{Features, hsic_unbiased};
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ModelRichness {
-    pub name: String,
-    pub sha256: String,
-    pub input: String,
-    pub layers: Vec<LayerMetrics>,
-    /// Top-1 of the model's first output on the analysed samples (when labels are known).
-    pub accuracy: Option<f64>,
-    /// Time inside ONNX Runtime (with the capture outputs) and in the statistics, seconds.
-    pub run_seconds: f64,
-    pub stats_seconds: f64,
-}
-
-/// Debiased linear CKA between every layer of `left` and every layer of `right` on the first `samples` samples.
-#[derive(Debug, Clone, Serialize)]
-pub struct CkaMatrix {
-    pub left: String,
-    pub right: String,
-    pub left_layers: Vec<String>,
-    pub right_layers: Vec<String>,
-    pub samples: usize,
-    /// `values[i][j]` = CKA(left layer i, right layer j); `None` where a layer is constant on the samples.
-    pub values: Vec<Vec<Option<f64>>>,
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RichnessRun {

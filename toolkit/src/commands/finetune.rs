@@ -1,0 +1,232 @@
+//! `ratio finetune MODEL.onnx --data … --preset … --epochs E --batch B --lr …`: fine-tune an ONNX checkpoint
+//! with a generated train-step graph on ONNX Runtime, writing the fine-tuned inference model, checkpoints and
+//! metrics into `--out`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use converters::Model;
+use converters::autodiff::{BnMode, Optimizer};
+use regex::Regex;
+
+use crate::runtime::{Device, RuntimeConfig};
+use crate::train::augment::Augment;
+use crate::train::data::{Preset, TensorSet, load};
+use crate::train::schedule::ScheduleKind;
+use crate::train::{TrainOptions, TrainOutcome, train};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OptKind {
+    Sgd,
+    Adamw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BnArg {
+    /// Batch statistics, running statistics updated (PyTorch train mode).
+    Train,
+    /// Stored statistics; γ/β still train.
+    Frozen,
+}
+
+fn regex(s: &str) -> Result<Regex, String> {
+    Regex::new(s).map_err(|e| format!("invalid regex '{s}': {e}"))
+}
+
+/// Arguments shared by `finetune` and `train`: data, optimisation, and where results go.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoopArgs {
+    /// Dataset: the digits CSV(.gz) file, or the folder with MNIST's IDX files.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Preprocessing preset (also picks the reader).
+    #[arg(long, value_enum)]
+    pub preset: Preset,
+    #[arg(long, default_value_t = 1)]
+    pub epochs: u64,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr: f32,
+    #[arg(long, value_enum, default_value = "sgd")]
+    pub optimizer: OptKind,
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f32,
+    #[arg(long)]
+    pub nesterov: bool,
+    /// Applied to weights (rank ≥ 2) only.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f32,
+    #[arg(long, value_enum, default_value = "constant")]
+    pub schedule: ScheduleKind,
+    /// Linear warm-up steps.
+    #[arg(long, default_value_t = 0)]
+    pub warmup_steps: u64,
+    /// `--schedule step`: decay every this many epochs.
+    #[arg(long, default_value_t = 30)]
+    pub step_every: u64,
+    #[arg(long, default_value_t = 0.1)]
+    pub gamma: f32,
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f32,
+    #[arg(long, value_enum, default_value = "train")]
+    pub bn: BnArg,
+    /// Keep initializers whose name matches frozen.
+    #[arg(long, value_parser = regex)]
+    pub freeze: Option<Regex>,
+    /// Train only initializers whose name matches.
+    #[arg(long, value_parser = regex)]
+    pub train_only: Option<Regex>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Random crop after padding by this many pixels (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub crop_pad: usize,
+    /// Random horizontal flips.
+    #[arg(long)]
+    pub hflip: bool,
+    /// Train on the first N samples only.
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// Stop after this many of the planned epochs (continue later with --resume).
+    #[arg(long)]
+    pub stop_after: Option<u64>,
+    /// cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: Device,
+    /// Intra-op threads (default: ONNX Runtime's choice; 1 makes CPU runs bit-reproducible).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Output folder: model.onnx, best.onnx, last.ckpt, best.ckpt, metrics.jsonl.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Continue from a checkpoint written by an earlier run with the same model and options.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Also write the generated train-step graph here.
+    #[arg(long)]
+    pub emit_graph: Option<PathBuf>,
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Print the full outcome (identity, per-epoch records) as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl LoopArgs {
+    pub fn options(&self) -> TrainOptions {
+        let mut o = TrainOptions::new(self.out.clone());
+        o.epochs = self.epochs;
+        o.batch = self.batch;
+        o.lr = self.lr;
+        o.schedule = self.schedule;
+        o.warmup_steps = self.warmup_steps;
+        o.step_every_epochs = self.step_every;
+        o.gamma = self.gamma;
+        o.optimizer = match self.optimizer {
+            OptKind::Sgd => Optimizer::Sgd {
+                momentum: self.momentum,
+                nesterov: self.nesterov,
+                weight_decay: self.weight_decay,
+            },
+            OptKind::Adamw => Optimizer::Adamw {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: self.weight_decay,
+            },
+        };
+        o.bn = match self.bn {
+            BnArg::Train => BnMode::Train,
+            BnArg::Frozen => BnMode::Frozen,
+        };
+        o.freeze = self.freeze.clone();
+        o.train_only = self.train_only.clone();
+        o.label_smoothing = self.label_smoothing;
+        o.seed = self.seed;
+        o.augment = Augment {
+            crop_pad: self.crop_pad,
+            hflip: self.hflip,
+        };
+        o.train_limit = self.train_limit;
+        o.stop_after = self.stop_after;
+        o.runtime = RuntimeConfig {
+            device: self.device,
+            intra_threads: self.threads,
+            ..RuntimeConfig::default()
+        };
+        o.resume = self.resume.clone();
+        o.emit_graph = self.emit_graph.clone();
+        o.progress = !self.no_progress;
+        o
+    }
+
+    pub fn load_data(&self) -> Result<(TensorSet, TensorSet)> {
+        load(&self.data, self.preset).with_context(|| format!("loading {}", self.data.display()))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FinetuneArgs {
+    /// The ONNX model to fine-tune (its logits output must be [N, classes]).
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub run: LoopArgs,
+}
+
+pub fn run(args: FinetuneArgs) -> Result<ExitCode> {
+    let model = Model::load(&args.model)?;
+    let (tr, te) = args.run.load_data()?;
+    let outcome = train(&model, &tr, &te, &args.run.options())?;
+    report(&outcome, args.run.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per result on stdout (or the full JSON), each number with where it came from.
+pub fn report(o: &TrainOutcome, json: bool) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, o)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let id = &o.identity;
+    writeln!(
+        out,
+        "model {} (sha256 {}), data {} [{}; {}], seed {}, batch {}, {} trainable params, ORT {} on {} ({} threads), {}",
+        id.model,
+        &id.model_sha256[..12.min(id.model_sha256.len())],
+        id.data.path,
+        id.data.split,
+        id.data.preprocess,
+        id.seed,
+        id.batch,
+        id.trainable_params,
+        id.provenance.ort_version,
+        id.provenance.device,
+        id.threads.map_or("default".into(), |t| t.to_string()),
+        id.provenance.machine.cpu_model,
+    )?;
+    if let Some(a) = o.initial_val_acc {
+        writeln!(out, "val acc before: {a:.4} ({})", id.val_data.split)?;
+    }
+    for e in &o.epochs {
+        writeln!(
+            out,
+            "epoch {}: train loss {:.4}, train acc {:.4}, val acc {:.4}, {:.1}s, {:.0} img/s",
+            e.epoch, e.train_loss, e.train_acc, e.val_acc, e.seconds, e.images_per_s
+        )?;
+    }
+    writeln!(
+        out,
+        "final val acc {:.4}, best {:.4}, {:.1}s total; wrote {} and {}",
+        o.final_val_acc,
+        o.best_val_acc,
+        o.seconds,
+        o.model_path.display(),
+        o.last_checkpoint.display()
+    )?;
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! `ratio eval` end to end through the binary: JSON/CSV output, several models, and every kind of bad input the
+//! issue lists, each giving a clear error and exit status 2 (never a panic).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use reports::schema::eval::{EVAL_SCHEMA, EvalRecord};
+use toolkit::data::idx::encode_idx;
+use toolkit::data::npy::{NpyData, encode_npy};
+
+fn shared(rel: &str) -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|a| a.join("shared").join(rel))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
+}
+
+fn ratio(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ratio"))
+        .args(args)
+        .args(["--threads", "1", "--no-progress"])
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn mnist_model() -> String {
+    shared("models/mnist_cnn.onnx").display().to_string()
+}
+
+fn mnist_data() -> String {
+    shared("data/mnist").display().to_string()
+}
+
+/// Exit status 2 with an error message that contains every `needle`, and no panic.
+fn assert_fails(o: &Output, needles: &[&str]) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    for n in needles {
+        assert!(e.contains(n), "missing '{n}' in: {e}");
+    }
+}
+
+#[test]
+fn json_record_for_two_models_on_the_same_samples() {
+    let m = mnist_model();
+    let o = ratio(&[
+        "eval",
+        &m,
+        &m,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "mnist",
+        "--limit",
+        "300",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: EvalRecord = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r.schema, EVAL_SCHEMA);
+    assert_eq!((r.data.evaluated, r.data.count, r.data.limit), (300, 10_000, Some(300)));
+    assert_eq!(r.models.len(), 2);
+    assert_eq!(r.models[0].top1, r.models[1].top1);
+    let c = &r.comparisons[0];
+    // Same model twice: full agreement, no discordant pairs, a zero-width interval.
+    assert_eq!(
+        (c.agreement, c.baseline_only_correct, c.model_only_correct),
+        (1.0, 0, 0)
+    );
+    assert_eq!((c.mcnemar_p, c.top1_diff, c.ci_low, c.ci_high), (1.0, 0.0, 0.0, 0.0));
+    assert_eq!(r.preset.fingerprint.len(), 64);
+    assert_eq!(r.provenance.ort_version, "1.31.1");
+    assert_eq!(r.models[0].confusion.iter().flatten().sum::<u64>(), 300);
+}
+
+#[test]
+fn csv_and_table_outputs() {
+    let m = mnist_model();
+    let o = ratio(&[
+        "eval",
+        &m,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "mnist",
+        "--limit",
+        "100",
+        "--csv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("model,model_sha256,data_sha256,preset_fingerprint,class"));
+    // Header, one "all" row, ten classes.
+    assert_eq!(lines.len(), 12);
+    assert!(lines[1].contains(",all,all,100,"), "{}", lines[1]);
+    let o = ratio(&[
+        "eval",
+        &m,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "mnist",
+        "--limit",
+        "100",
+        "--confusion",
+    ]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("top-1") && text.contains("fingerprint") && text.contains("confusion"),
+        "{text}"
+    );
+}
+
+#[test]
+fn min_top1_sets_exit_status_one() {
+    let m = mnist_model();
+    let o = ratio(&[
+        "eval",
+        &m,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "mnist",
+        "--limit",
+        "50",
+        "--min-top1",
+        "1.01",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
+
+#[test]
+fn nonexistent_data_and_model() {
+    let m = mnist_model();
+    let o = ratio(&["eval", &m, "--data", "/no/such/set", "--preset", "mnist"]);
+    assert_fails(&o, &["/no/such/set", "does not exist"]);
+    let o = ratio(&["eval", "/no/model.onnx", "--data", &mnist_data(), "--preset", "mnist"]);
+    assert_fails(&o, &["/no/model.onnx"]);
+    let o = ratio(&["eval", &m, "--data", "fashion-mnist", "--preset", "fashion-mnist"]);
+    assert_fails(&o, &["ratio data fetch fashion-mnist"]);
+}
+
+#[test]
+fn preset_that_does_not_fit_the_model() {
+    let m = mnist_model();
+    let o = ratio(&[
+        "eval",
+        &m,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "imagenet-tf",
+        "--limit",
+        "10",
+    ]);
+    assert_fails(&o, &["imagenet-tf", "does not fit", "height 28", "gives 224"]);
+    let eff = shared("models/efficientnet_lite0.onnx").display().to_string();
+    let o = ratio(&[
+        "eval",
+        &eff,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "mnist",
+        "--limit",
+        "10",
+    ]);
+    assert_fails(&o, &["channels 3", "gives 1"]);
+}
+
+#[test]
+fn wrong_input_dtype() {
+    let m = mnist_model();
+    let o = ratio(&[
+        "eval",
+        &m,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "mnist",
+        "--dtype",
+        "f16",
+        "--limit",
+        "10",
+    ]);
+    assert_fails(&o, &["input 'input' is f32", "preset produces f16"]);
+}
+
+#[test]
+fn labels_outside_the_model_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("x.npy"),
+        encode_npy(&[3, 28, 28], &NpyData::U8(vec![0; 3 * 784])),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("y.npy"),
+        encode_npy(&[3], &NpyData::I64(vec![1, 12, 3])),
+    )
+    .unwrap();
+    let o = ratio(&[
+        "eval",
+        &mnist_model(),
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--preset",
+        "mnist",
+    ]);
+    assert_fails(&o, &["sample 1 has label 12", "outside the 10 classes"]);
+}
+
+/// The first `n` MNIST test images as 28×28 PNGs in one folder per class, with one corrupt file in class 3.
+fn mnist_png_folder(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = toolkit::data::open(&mnist_data(), &Default::default()).unwrap();
+    for c in 0..10 {
+        std::fs::create_dir(dir.path().join(c.to_string())).unwrap();
+    }
+    for i in 0..n {
+        let s = ds.sample(i).unwrap();
+        let toolkit::data::Pixels::U8(px) = s.image.pixels else {
+            panic!()
+        };
+        let img = image::GrayImage::from_raw(28, 28, px).unwrap();
+        img.save(dir.path().join(s.label.to_string()).join(format!("{i:05}.png")))
+            .unwrap();
+    }
+    std::fs::write(dir.path().join("3").join("99999.png"), b"\x89PNG\r\n\x1a\n truncated").unwrap();
+    dir
+}
+
+#[test]
+fn image_folder_matches_idx_and_corrupt_images_skip_or_fail() {
+    let dir = mnist_png_folder(200);
+    let d = dir.path().to_str().unwrap();
+    let m = mnist_model();
+    let o = ratio(&["eval", &m, "--data", d, "--preset", "mnist", "--grayscale"]);
+    assert_fails(&o, &["99999.png", "corrupt image"]);
+    let o = ratio(&[
+        "eval",
+        &m,
+        "--data",
+        d,
+        "--preset",
+        "mnist",
+        "--grayscale",
+        "--on-corrupt",
+        "skip",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let folder: EvalRecord = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((folder.data.evaluated, folder.data.skipped_corrupt), (200, 1));
+    assert!(folder.data.skipped_examples[0].contains("99999.png"));
+    // Gray PNGs decode to RGB and back to the same gray values, so the folder scores exactly as the IDX images.
+    let o = ratio(&[
+        "eval",
+        &m,
+        "--data",
+        &mnist_data(),
+        "--preset",
+        "mnist",
+        "--limit",
+        "200",
+        "--json",
+    ]);
+    let idx: EvalRecord = serde_json::from_slice(&o.stdout).unwrap();
+    let correct = |r: &EvalRecord| r.models[0].per_class.iter().map(|c| c.correct).sum::<u64>();
+    assert_eq!(correct(&folder), correct(&idx));
+    assert_eq!(folder.models[0].confusion, idx.models[0].confusion);
+    // Without --grayscale the RGB folder does not fit the 1-channel model.
+    let o = ratio(&["eval", &m, "--data", d, "--preset", "mnist", "--on-corrupt", "skip"]);
+    assert_fails(&o, &["channels 1", "gives 3"]);
+    // An empty class folder is refused by name.
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let o = ratio(&["eval", &m, "--data", d, "--preset", "mnist", "--grayscale"]);
+    assert_fails(&o, &["empty", "holds no images"]);
+}
+
+#[test]
+fn ragged_images_without_resize() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("a")).unwrap();
+    image::GrayImage::new(28, 28).save(dir.path().join("a/1.png")).unwrap();
+    image::GrayImage::new(30, 28).save(dir.path().join("a/2.png")).unwrap();
+    let o = ratio(&[
+        "eval",
+        &mnist_model(),
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--preset",
+        "mnist",
+        "--grayscale",
+    ]);
+    assert_fails(&o, &["image 1 is [28, 30, 1]", "add a resize/crop"]);
+}
+
+#[test]
+fn corrupt_idx_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut imgs = encode_idx(&[2, 28, 28], &[0; 2 * 784]);
+    imgs.truncate(100);
+    std::fs::write(dir.path().join("t10k-images-idx3-ubyte"), imgs).unwrap();
+    std::fs::write(dir.path().join("t10k-labels-idx1-ubyte"), encode_idx(&[2], &[0, 1])).unwrap();
+    let o = ratio(&[
+        "eval",
+        &mnist_model(),
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--preset",
+        "mnist",
+    ]);
+    assert_fails(&o, &["t10k-images-idx3-ubyte", "not an IDX file"]);
+}
