@@ -8,5 +8,5 @@ pub mod commands;
 pub mod data;
 pub mod provenance;
 pub mod runtime;
-pub mod train;
 pub mod sweep;
+pub mod train;

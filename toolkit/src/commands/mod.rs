@@ -7,9 +7,9 @@ pub mod eval;
 pub mod finetune;
 pub mod inspect;
 pub mod model;
-pub mod train;
 pub mod report;
 pub mod sweep;
+pub mod train;
 
 /// Print an error chain as `error: top` + `  caused by: …` lines and pick the exit code: a broken pipe is a
 /// clean exit, anything else exits 2.
