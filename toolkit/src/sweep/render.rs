@@ -429,7 +429,7 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
         });
     }
     Report {
-        title: format!("ratio sweep — {} on {}", s.model, s.data),
+        title: format!("ratio sweep — {} on {}", s.model, data_label(&s.data)),
         sections,
     }
 }
