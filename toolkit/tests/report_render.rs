@@ -49,13 +49,15 @@ fn report_renders_in_headless_chromium() {
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
     let rd = out.join("run");
-    let model = shared("models/mnist_cnn.onnx");
+    // A narrow ResNet-20 trained and fine-tuned for one epoch on real digits: every figure kind a sweep without
+    // richness yields (accuracy vs ratio, latency, training curves).
+    let digits = shared("data/digits.csv.gz");
     let o = Command::new(env!("CARGO_BIN_EXE_ratio"))
-        .args(["sweep", "--model"])
-        .arg(&model)
+        .args(["sweep", "--model", "resnet20", "--data"])
+        .arg(&digits)
         .args([
-            "--data",
-            "mnist",
+            "--preset",
+            "digits",
             "--ratios",
             "1:1,2:1",
             "--policies",
@@ -65,10 +67,10 @@ fn report_renders_in_headless_chromium() {
         ])
         .args([
             "--steps",
-            "convert,inspect,bench",
-            "--step-args=bench=--iters 20 --warmup 2",
-            "--run-dir",
+            "convert,train,inspect,eval,bench",
+            "--step-args=model=--width 0.25",
         ])
+        .args(["--step-args=bench=--iters 20 --warmup 2", "--run-dir"])
         .arg(&rd)
         .output()
         .unwrap();
@@ -103,13 +105,13 @@ fn report_renders_in_headless_chromium() {
     let s = Command::new(&browser)
         .args(flags)
         .arg(format!("--screenshot={}", shot.display()))
-        .arg("--window-size=1280,2200")
+        .arg("--window-size=1280,3600")
         .arg(&url)
         .output()
         .unwrap();
     assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
     let img = image::open(&shot).unwrap().to_rgb8();
-    assert_eq!(img.dimensions(), (1280, 2200));
+    assert_eq!(img.dimensions(), (1280, 3600));
     // A blank or error page is (almost) one colour; the report has text, table rules and coloured bars.
     let inked = img.pixels().filter(|p| p.0.iter().any(|&c| c < 200)).count();
     let colourful = img

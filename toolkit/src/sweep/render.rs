@@ -88,6 +88,15 @@ fn count(x: f64) -> String {
     }
 }
 
+/// A data set path's last component (`…/digits.csv.gz` → `digits.csv.gz`) for titles; the full path is in the
+/// provenance list.
+fn data_label(data: &str) -> String {
+    Path::new(data)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| data.to_string())
+}
+
 /// Values the steps reported, falling back to the sweep's own view.
 fn joined(set: &std::collections::BTreeSet<String>, fallback: Option<&str>) -> String {
     if set.is_empty() {
@@ -269,7 +278,7 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
             stem: "accuracy_vs_ratio".into(),
             caption: "Top-1 accuracy against the conv:ReLU ratio N/M, one line per placement policy; error bars ± 1 std over seeds.".into(),
             figure: Figure::Line(LineChart {
-                title: format!("Accuracy vs conv:ReLU ratio — {} on {}", s.model, s.data),
+                title: format!("Accuracy vs conv:ReLU ratio — {} on {}", s.model, data_label(&s.data)),
                 x_label: "conv:ReLU ratio (N/M)".into(),
                 y_label: "top-1 accuracy".into(),
                 x_ticks: ticks,
@@ -420,7 +429,7 @@ pub fn build(mrec: &Record, m: &SweepManifest, s: &SweepSummary, c: &Collected) 
         });
     }
     Report {
-        title: format!("ratio sweep — {} on {}", s.model, s.data),
+        title: format!("ratio sweep — {} on {}", s.model, data_label(&s.data)),
         sections,
     }
 }
