@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use converters::Model;
-use converters::ir::model::{sha256_file, write_atomic};
+use converters::ir::model::sha256_file;
 use reports::schema::richness::LeakyBody;
 use reports::schema::{FileRef, Record};
 
@@ -107,13 +107,7 @@ pub fn run(args: LeakyArgs) -> Result<ExitCode> {
         print_table(&body, &record);
     }
     if let Some(path) = &args.json {
-        let text = record.to_json_pretty();
-        if to_stdout {
-            println!("{text}");
-        } else {
-            write_atomic(path, text.as_bytes())?;
-            eprintln!("wrote {}", path.display());
-        }
+        super::write_json_record(path, &record)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -58,3 +58,14 @@ pub fn emit(text: &str) -> anyhow::Result<()> {
     out.flush()?;
     Ok(())
 }
+
+/// `--json FILE|-`: write a record to stdout (`-`, broken-pipe safe) or atomically to FILE.
+pub fn write_json_record(target: &std::path::Path, record: &reports::schema::Record) -> anyhow::Result<()> {
+    let text = record.to_json_pretty();
+    if target == std::path::Path::new("-") {
+        return emit(&(text + "\n"));
+    }
+    converters::ir::model::write_atomic(target, text.as_bytes())?;
+    eprintln!("wrote {}", target.display());
+    Ok(())
+}

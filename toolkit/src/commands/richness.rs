@@ -154,13 +154,7 @@ pub fn run(args: RichnessArgs) -> Result<ExitCode> {
         print_table(&body, &record);
     }
     if let Some(path) = &args.json {
-        let text = record.to_json_pretty();
-        if to_stdout {
-            println!("{text}");
-        } else {
-            write_atomic(path, text.as_bytes())?;
-            eprintln!("wrote {}", path.display());
-        }
+        super::write_json_record(path, &record)?;
     }
     Ok(ExitCode::SUCCESS)
 }
