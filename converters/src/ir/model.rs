@@ -93,6 +93,16 @@ impl Model {
             .unwrap_or(1)
     }
 
+    /// Static dims of the graph input `name` (`None` for symbolic ones); empty when it has no tensor shape.
+    pub fn input_dims(&self, name: &str) -> Vec<Option<i64>> {
+        self.graph()
+            .input
+            .iter()
+            .find(|v| v.name.as_deref() == Some(name))
+            .and_then(crate::ir::build::value_info_dims)
+            .unwrap_or_default()
+    }
+
     /// True when any initializer keeps its bytes in a side file.
     pub fn has_external_data(&self) -> bool {
         external::has_external(&self.proto)

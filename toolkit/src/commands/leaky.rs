@@ -54,13 +54,7 @@ pub fn run(args: LeakyArgs) -> Result<ExitCode> {
     let sha = sha256_file(&args.model)?;
     let dec = build_decomposition(&model, args.alpha)?;
     let (input, _) = data_input(&model)?;
-    let dims = model
-        .graph()
-        .input
-        .iter()
-        .find(|v| v.name.as_deref() == Some(input.as_str()))
-        .and_then(converters::ir::build::value_info_dims)
-        .unwrap_or_default();
+    let dims = model.input_dims(&input);
     let source = open_source(
         &args.data,
         &args.preset,

@@ -81,13 +81,7 @@ pub fn run(args: RichnessArgs) -> Result<ExitCode> {
         });
         if first_input.is_none() {
             let (name, _) = data_input(&model)?;
-            let dims = model
-                .graph()
-                .input
-                .iter()
-                .find(|v| v.name.as_deref() == Some(name.as_str()))
-                .and_then(converters::ir::build::value_info_dims)
-                .unwrap_or_default();
+            let dims = model.input_dims(&name);
             first_input = Some((name, dims));
         }
         models.push(ModelCapture::new(&model, sha, &select, &config)?);

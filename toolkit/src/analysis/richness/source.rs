@@ -114,13 +114,7 @@ pub fn negative_mass_scores(
     samples: usize,
 ) -> anyhow::Result<std::collections::HashMap<String, f64>> {
     let (input, _) = super::data_input(model)?;
-    let dims = model
-        .graph()
-        .input
-        .iter()
-        .find(|v| v.name.as_deref() == Some(input.as_str()))
-        .and_then(converters::ir::build::value_info_dims)
-        .unwrap_or_default();
+    let dims = model.input_dims(&input);
     let source = open_source(data, preset, Split::Train, 250, samples, &input, &dims)?;
     super::negative_mass_scores_from_batches(model, source, samples, &crate::runtime::RuntimeConfig::cpu())
 }
