@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
 # Set up (ONNX Runtime library) and run the whole test suite. Idempotent; safe on a fresh machine.
 # In CI (CI=true) or with RATIO_SLURM_TEST=1 it also runs the real single-node Slurm test of `ratio sweep --emit
-# slurm`, which installs slurm-wlm and munge with apt-get and starts its own daemons (skipped loudly if it cannot).
+# slurm`, which installs slurm-wlm and munge with apt-get and starts its own daemons.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-ort.sh
+
+# The maintainer's habits, checked where everyone's change lands: formatting, generated code up to date, lints on
+# every crate and target with every feature (the CUDA path included: it compiles without CUDA libraries), and the
+# crates the suite does not test (benches, xtask) still build.
+echo "test.sh: cargo fmt --check" >&2
+cargo fmt --all --check
+echo "test.sh: cargo xtask codegen --check" >&2
+cargo xtask codegen --check
+echo "test.sh: cargo clippy --all-features -D warnings" >&2
+cargo clippy --workspace --all-targets --all-features --no-deps -q -- -D warnings
+echo "test.sh: build benches and xtask" >&2
+cargo build --release -q -p ratio-benches --benches -p xtask
+
 # Release: the suite trains real networks and scores real datasets; debug builds make that several times slower.
 cargo test --release --no-fail-fast 2>&1
 if [ "${CI:-}" = true ] || [ "${RATIO_SLURM_TEST:-}" = 1 ]; then

@@ -8,25 +8,17 @@
 //!
 //! Run: `cargo bench -p ratio-benches --bench eval_throughput` (env ROUNDS, BATCH, THREADS, LIMIT).
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use ndarray::{ArrayViewD, IxDyn};
+use ratio_testkit::shared;
 use toolkit::commands::eval::{EvalConfig, evaluate};
 use toolkit::data::loader::{LoaderConfig, OnCorrupt, load_batch};
 use toolkit::data::preprocess::Preset;
 use toolkit::data::{Dataset, OpenOptions, open};
 use toolkit::provenance::Machine;
 use toolkit::runtime::{Feed, Runner, RuntimeConfig};
-
-fn shared(rel: &str) -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared").join(rel))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
-}
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

@@ -4,22 +4,14 @@
 //! A single timed pass, not criterion sampling (one pass takes seconds): batches are decoded first so only the
 //! model runs and the statistics are timed. `cargo bench -p ratio-benches --bench richness [-- SAMPLES]`.
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use converters::Model;
+use ratio_testkit::shared;
 use toolkit::analysis::richness::source::open_source;
 use toolkit::analysis::richness::{Batch, LayerSelect, ModelCapture, RichnessOptions, analyze};
 use toolkit::data::Split;
 use toolkit::runtime::{Feed, Runner, RuntimeConfig};
-
-fn shared(rel: &str) -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared").join(rel))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
-}
 
 /// CPU seconds (user + system) this process has used: on a shared, oversubscribed machine wall time mostly
 /// measures the neighbours, CPU time measures the work. /proc/self/stat fields 14–15, in clock ticks (100 Hz).

@@ -1,15 +1,10 @@
 //! Real checkpoints decode, re-encode byte-identically, and survive external-data save/load.
 
-use std::path::PathBuf;
-
 use converters::ir::Model;
 use converters::ir::tensor;
 use converters::validate::validate;
 use prost::Message;
-
-fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared").join(rel)
-}
+use ratio_testkit::shared;
 
 #[test]
 fn shared_models_round_trip_byte_identical() {

@@ -315,7 +315,7 @@ fn plain_cnn_for_digits_and_the_shared_mnist_layout() {
     // PlainConfig::mnist reproduces the architecture of shared/models/mnist_cnn.onnx: same initializer shapes.
     let ours = plain_cnn(&PlainConfig::mnist(ModelConfig::new(1, 28, 10))).unwrap();
     assert_valid("plain-mnist", &ours);
-    let real = converters::Model::load(common::shared("models/mnist_cnn.onnx")).unwrap();
+    let real = converters::Model::load(ratio_testkit::shared("models/mnist_cnn.onnx")).unwrap();
     let shapes = |m: &ModelProto| {
         let mut s: Vec<Vec<i64>> = m
             .graph

@@ -2,19 +2,12 @@
 //! ../shared.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use ratio_testkit::shared;
 use toolkit::data::idx::encode_idx;
 use toolkit::data::npy::{NpyData, encode_npy};
 use toolkit::data::{DataError, Dataset, Format, OpenOptions, Pixels, Split, open};
-
-fn shared(rel: &str) -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared").join(rel))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
-}
 
 fn open_path(p: &Path, format: Option<Format>) -> Result<Box<dyn Dataset>, DataError> {
     open(

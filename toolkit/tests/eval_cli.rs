@@ -1,40 +1,22 @@
 //! `ratio eval` end to end through the binary: JSON/CSV output, several models, and every kind of bad input the
 //! issue lists, each giving a clear error and exit status 2 (never a panic).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
+use ratio_testkit::{Run, shared};
 use reports::schema::Record;
 use reports::schema::eval::EvalRecord;
 use toolkit::data::idx::encode_idx;
 use toolkit::data::npy::{NpyData, encode_npy};
 
-fn shared(rel: &str) -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared").join(rel))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
-}
-
-fn ratio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ratio"))
+fn ratio(args: &[&str]) -> Run {
+    ratio_testkit::ratio!()
         .args(args)
         .args(["--threads", "1", "--no-progress"])
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+        .run()
 }
 
 /// The typed body of a `--json` record.
-fn body(o: &Output) -> EvalRecord {
-    Record::from_json(std::str::from_utf8(&o.stdout).unwrap())
-        .unwrap()
-        .body_as()
-        .unwrap()
+fn body(o: &Run) -> EvalRecord {
+    Record::from_json(&o.stdout).unwrap().body_as().unwrap()
 }
 
 fn mnist_model() -> String {
@@ -43,16 +25,6 @@ fn mnist_model() -> String {
 
 fn mnist_data() -> String {
     shared("data/mnist").display().to_string()
-}
-
-/// Exit status 2 with an error message that contains every `needle`, and no panic.
-fn assert_fails(o: &Output, needles: &[&str]) {
-    let e = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "{e}");
-    assert!(!e.contains("panicked"), "{e}");
-    for n in needles {
-        assert!(e.contains(n), "missing '{n}' in: {e}");
-    }
 }
 
 #[test]
@@ -70,8 +42,8 @@ fn json_record_for_two_models_on_the_same_samples() {
         "300",
         "--json",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let env = Record::from_json(std::str::from_utf8(&o.stdout).unwrap()).unwrap();
+    o.success();
+    let env = Record::from_json(&o.stdout).unwrap();
     assert_eq!((env.schema.as_str(), env.kind.as_str()), ("ratio/eval/v1", "eval"));
     // Inputs pinned by content: the model (twice) and the IDX files.
     assert_eq!(env.inputs.len(), 3);
@@ -114,8 +86,8 @@ fn csv_and_table_outputs() {
         "100",
         "--csv",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let text = String::from_utf8(o.stdout).unwrap();
+    o.success();
+    let text = o.stdout.clone();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("model,model_sha256,data_sha256,preset_fingerprint,class"));
     // Header, one "all" row, ten classes.
@@ -132,7 +104,7 @@ fn csv_and_table_outputs() {
         "100",
         "--confusion",
     ]);
-    let text = String::from_utf8(o.stdout).unwrap();
+    let text = o.stdout.clone();
     assert!(
         text.contains("top-1") && text.contains("fingerprint") && text.contains("confusion"),
         "{text}"
@@ -155,7 +127,7 @@ fn zero_bootstrap_resamples_give_no_interval() {
         "--json",
     ];
     let o = ratio(&[&args[..], &["--bootstrap", "0"]].concat());
-    assert!(o.status.success(), "{}", stderr(&o));
+    o.success();
     let r: EvalRecord = body(&o);
     assert_eq!(
         (r.comparisons[0].ci_low, r.comparisons[0].bootstrap_resamples),
@@ -178,18 +150,18 @@ fn min_top1_sets_exit_status_one() {
         "--min-top1",
         "1.01",
     ]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.code, Some(1), "{}", o.text());
 }
 
 #[test]
 fn nonexistent_data_and_model() {
     let m = mnist_model();
     let o = ratio(&["eval", &m, "--data", "/no/such/set", "--preset", "mnist"]);
-    assert_fails(&o, &["/no/such/set", "does not exist"]);
+    o.fails_with(&["/no/such/set", "does not exist"]);
     let o = ratio(&["eval", "/no/model.onnx", "--data", &mnist_data(), "--preset", "mnist"]);
-    assert_fails(&o, &["/no/model.onnx"]);
+    o.fails_with(&["/no/model.onnx"]);
     let o = ratio(&["eval", &m, "--data", "fashion-mnist", "--preset", "fashion-mnist"]);
-    assert_fails(&o, &["ratio data fetch fashion-mnist"]);
+    o.fails_with(&["ratio data fetch fashion-mnist"]);
 }
 
 #[test]
@@ -205,7 +177,7 @@ fn preset_that_does_not_fit_the_model() {
         "--limit",
         "10",
     ]);
-    assert_fails(&o, &["imagenet-tf", "does not fit", "height 28", "gives 224"]);
+    o.fails_with(&["imagenet-tf", "does not fit", "height 28", "gives 224"]);
     let eff = shared("models/efficientnet_lite0.onnx").display().to_string();
     let o = ratio(&[
         "eval",
@@ -217,7 +189,7 @@ fn preset_that_does_not_fit_the_model() {
         "--limit",
         "10",
     ]);
-    assert_fails(&o, &["channels 3", "gives 1"]);
+    o.fails_with(&["channels 3", "gives 1"]);
 }
 
 #[test]
@@ -235,7 +207,7 @@ fn wrong_input_dtype() {
         "--limit",
         "10",
     ]);
-    assert_fails(&o, &["input 'input' is f32", "preset produces f16"]);
+    o.fails_with(&["input 'input' is f32", "preset produces f16"]);
 }
 
 #[test]
@@ -259,7 +231,7 @@ fn labels_outside_the_model_classes() {
         "--preset",
         "mnist",
     ]);
-    assert_fails(&o, &["sample 1 has label 12", "outside the 10 classes"]);
+    o.fails_with(&["sample 1 has label 12", "outside the 10 classes"]);
 }
 
 /// The first `n` MNIST test images as 28×28 PNGs in one folder per class, with one corrupt file in class 3.
@@ -288,7 +260,7 @@ fn image_folder_matches_idx_and_corrupt_images_skip_or_fail() {
     let d = dir.path().to_str().unwrap();
     let m = mnist_model();
     let o = ratio(&["eval", &m, "--data", d, "--preset", "mnist", "--grayscale"]);
-    assert_fails(&o, &["99999.png", "corrupt image"]);
+    o.fails_with(&["99999.png", "corrupt image"]);
     let o = ratio(&[
         "eval",
         &m,
@@ -301,7 +273,7 @@ fn image_folder_matches_idx_and_corrupt_images_skip_or_fail() {
         "skip",
         "--json",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    o.success();
     let folder: EvalRecord = body(&o);
     assert_eq!((folder.data.evaluated, folder.data.skipped_corrupt), (200, 1));
     assert!(folder.data.skipped_examples[0].contains("99999.png"));
@@ -323,11 +295,11 @@ fn image_folder_matches_idx_and_corrupt_images_skip_or_fail() {
     assert_eq!(folder.models[0].confusion, idx.models[0].confusion);
     // Without --grayscale the RGB folder does not fit the 1-channel model.
     let o = ratio(&["eval", &m, "--data", d, "--preset", "mnist", "--on-corrupt", "skip"]);
-    assert_fails(&o, &["channels 1", "gives 3"]);
+    o.fails_with(&["channels 1", "gives 3"]);
     // An empty class folder is refused by name.
     std::fs::create_dir(dir.path().join("empty")).unwrap();
     let o = ratio(&["eval", &m, "--data", d, "--preset", "mnist", "--grayscale"]);
-    assert_fails(&o, &["empty", "holds no images"]);
+    o.fails_with(&["empty", "holds no images"]);
 }
 
 #[test]
@@ -353,7 +325,7 @@ fn leading_corrupt_image_is_skipped_too() {
     let r = body(&o);
     assert_eq!((r.data.evaluated, r.data.skipped_corrupt), (1, 1));
     let o = ratio(&["eval", &m, "--data", d, "--preset", "mnist", "--grayscale"]);
-    assert_fails(&o, &["0.png", "corrupt image"]);
+    o.fails_with(&["0.png", "corrupt image"]);
 }
 
 #[test]
@@ -371,7 +343,7 @@ fn ragged_images_without_resize() {
         "mnist",
         "--grayscale",
     ]);
-    assert_fails(&o, &["image 1 is [28, 30, 1]", "add a resize/crop"]);
+    o.fails_with(&["image 1 is [28, 30, 1]", "add a resize/crop"]);
 }
 
 #[test]
@@ -389,5 +361,5 @@ fn corrupt_idx_file() {
         "--preset",
         "mnist",
     ]);
-    assert_fails(&o, &["t10k-images-idx3-ubyte", "not an IDX file"]);
+    o.fails_with(&["t10k-images-idx3-ubyte", "not an IDX file"]);
 }

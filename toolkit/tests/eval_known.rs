@@ -1,23 +1,15 @@
 //! Known answers from ../shared/DATA.md, through the real readers, presets and ONNX Runtime.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ndarray::{ArrayViewD, IxDyn};
+use ratio_testkit::shared;
 use toolkit::commands::eval::{EvalConfig, evaluate};
 use toolkit::data::folder::decode_rgb;
 use toolkit::data::loader::{LoaderConfig, OnCorrupt};
 use toolkit::data::preprocess::Preset;
 use toolkit::data::{Dataset, OpenOptions, open};
 use toolkit::runtime::{Feed, Runner, RuntimeConfig};
-
-fn shared(rel: &str) -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared").join(rel))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
-}
 
 fn cfg(limit: Option<usize>) -> EvalConfig {
     EvalConfig {

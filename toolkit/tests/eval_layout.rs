@@ -6,16 +6,9 @@ use std::process::{Command, Output};
 
 use converters::ir::build::{Attr, node, value_info};
 use converters::proto::tensor_proto::DataType;
+use ratio_testkit::shared;
 use reports::schema::Record;
 use reports::schema::eval::EvalRecord;
-
-fn shared(rel: &str) -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared").join(rel))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
-}
 
 /// mnist_cnn with input `image` f16 [N,28,28,1] → Cast f32 → Transpose to NCHW → the original graph.
 fn f16_nhwc_model(dir: &Path) -> PathBuf {

@@ -13,18 +13,6 @@ use models::init::WeightRng;
 
 pub use reference::T;
 
-/// A file under the team's `shared/` folder: the nearest ancestor of this crate holding `shared/DATA.md` (the
-/// main checkout's sibling, or the workspace root's parent for worktrees nested one level deeper).
-pub fn shared(rel: &str) -> std::path::PathBuf {
-    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = here
-        .ancestors()
-        .map(|d| d.join("shared"))
-        .find(|d| d.join("DATA.md").is_file())
-        .unwrap_or_else(|| panic!("no shared/DATA.md above {}: the real data is missing", here.display()));
-    root.join(rel)
-}
-
 /// A seeded standard-normal batch [n, c, s, s].
 pub fn batch(n: usize, c: usize, s: usize, seed: u64) -> T {
     T::new(&[n, c, s, s], WeightRng::new(seed).normal(n * c * s * s, 1.0))

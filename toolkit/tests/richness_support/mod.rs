@@ -3,20 +3,13 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use converters::Model;
 use ndarray::Array4;
+pub use ratio_testkit::shared;
 use toolkit::analysis::richness::Batch;
 use toolkit::runtime::RuntimeConfig;
-
-pub fn shared(rel: &str) -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared").join(rel))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
-}
 
 /// One intra-op thread: the machine is shared, and results must not depend on the thread count.
 pub fn cfg() -> RuntimeConfig {
