@@ -53,6 +53,15 @@ impl TensorSet {
         &self.x[i * n..(i + 1) * n]
     }
 
+    /// Samples at `positions` (preprocessed as for evaluation) and their labels.
+    pub fn batch(&self, positions: &[usize]) -> Result<(Vec<f32>, Vec<i64>)> {
+        let mut x = Vec::with_capacity(positions.len() * self.sample_len());
+        for &p in positions {
+            x.extend_from_slice(self.sample(p));
+        }
+        Ok((x, positions.iter().map(|&p| self.y[p]).collect()))
+    }
+
     /// First label outside [0, classes), with its index.
     pub fn bad_label(&self, classes: usize) -> Option<(usize, i64)> {
         self.y

@@ -7,9 +7,11 @@ pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod eval;
+pub mod resident;
 pub mod schedule;
 pub mod session;
 pub mod trainer;
 
-pub use session::{StepOut, StepSession};
+pub use resident::ResidentSession;
+pub use session::{Residency, StepOut, StepSession, Stepper};
 pub use trainer::{TrainOptions, TrainOutcome, train};

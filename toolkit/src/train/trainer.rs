@@ -23,7 +23,7 @@ use crate::train::checkpoint::{self, Header, SlotMeta};
 use crate::train::data::TensorSet;
 use crate::train::eval::{accuracy, argmax_rows};
 use crate::train::schedule::{Schedule, ScheduleKind};
-use crate::train::session::StepSession;
+use crate::train::session::{StepSession, Stepper};
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -264,8 +264,7 @@ pub fn train(model: &Model, data: &TensorSet, val: &TensorSet, opts: &TrainOptio
     }
     let (start_epoch, mut best) = match resumed {
         Some((h, state)) => {
-            sess.state = state;
-            sess.steps_taken = h.steps_taken;
+            sess.load_state(state, h.steps_taken)?;
             (h.epoch, h.best_val_acc)
         }
         None => (0, None),
@@ -330,6 +329,7 @@ pub fn train(model: &Model, data: &TensorSet, val: &TensorSet, opts: &TrainOptio
             let x = ArrayViewD::from_shape(IxDyn(&shape), &xb)?;
             let y = ArrayViewD::from_shape(IxDyn(&[opts.batch]), &yb)?;
             let out = sess.train_step(x, y, lr)?;
+            let out_logits = out.logits.clone().unwrap_or_default();
             if !out.loss.is_finite() {
                 pb.abandon();
                 let keep = if last_ckpt.exists() {
@@ -346,7 +346,7 @@ pub fn train(model: &Model, data: &TensorSet, val: &TensorSet, opts: &TrainOptio
                 );
             }
             loss_sum += out.loss as f64;
-            let flat: Vec<f32> = out.logits.iter().copied().collect();
+            let flat: Vec<f32> = out_logits.iter().copied().collect();
             correct += argmax_rows(&flat, k)
                 .iter()
                 .zip(&yb)
