@@ -60,7 +60,11 @@ fn bits(a: &ArrayD<f32>) -> Vec<u32> {
 
 /// Step index and what differed first, comparing a session against the plain one on the same batches; `None`
 /// when every loss, every requested logit and the final state match bit for bit.
-fn first_divergence(plain: &mut dyn Stepper, other: &mut dyn Stepper, batches: &[(ArrayD<f32>, ArrayD<i64>)]) -> Option<String> {
+fn first_divergence(
+    plain: &mut dyn Stepper,
+    other: &mut dyn Stepper,
+    batches: &[(ArrayD<f32>, ArrayD<i64>)],
+) -> Option<String> {
     for (t, (x, y)) in batches.iter().enumerate() {
         // lr steps down over the run so the schedule input is exercised; a NaN batch at step 20 must not advance
         // either session.
@@ -76,7 +80,11 @@ fn first_divergence(plain: &mut dyn Stepper, other: &mut dyn Stepper, batches: &
             return Some(format!("step {t}: logits differ"));
         }
         if plain.steps_taken() != other.steps_taken() {
-            return Some(format!("step {t}: {} vs {} steps taken", plain.steps_taken(), other.steps_taken()));
+            return Some(format!(
+                "step {t}: {} vs {} steps taken",
+                plain.steps_taken(),
+                other.steps_taken()
+            ));
         }
     }
     let (sa, sb) = (plain.read_state().unwrap(), other.read_state().unwrap());
@@ -137,9 +145,15 @@ fn aliased_buffers_are_caught_by_the_check_and_by_the_comparison() {
     };
     let mut aliased = ResidentSession::with_buffers(step_of(opt), &one_thread(), Buffers::Aliased).unwrap();
     let e = aliased.resident().check_disjoint().unwrap_err().to_string();
-    assert!(e.contains("alias") && e.contains("would be written into the buffer"), "{e}");
+    assert!(
+        e.contains("alias") && e.contains("would be written into the buffer"),
+        "{e}"
+    );
     let mut plain = StepSession::new(step_of(opt), &one_thread()).unwrap();
     let found = first_divergence(&mut plain, &mut aliased, &digit_batches(50));
-    assert!(found.is_some(), "one buffer as both input and output must change the trajectory");
+    assert!(
+        found.is_some(),
+        "one buffer as both input and output must change the trajectory"
+    );
     eprintln!("aliasing detected: {}", found.unwrap());
 }

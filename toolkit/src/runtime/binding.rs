@@ -35,8 +35,8 @@ pub enum Buffers {
     /// Two sets, each binding's outputs the other's inputs.
     PingPong,
     /// Deliberately wrong: every state output written into the buffer its input is read from. It exists so tests
-    /// can show that [`Resident::check_disjoint`] and a comparison against plain runs catch aliasing.
-    #[doc(hidden)]
+    /// can show that [`Resident::check_disjoint`] and a comparison against plain runs catch aliasing; never use
+    /// it to train.
     Aliased,
 }
 
@@ -131,7 +131,12 @@ impl Resident {
                 return Err(RuntimeError::UnknownOutput {
                     model: runner.name().to_string(),
                     name: name.to_string(),
-                    available: runner.outputs().iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", "),
+                    available: runner
+                        .outputs()
+                        .iter()
+                        .map(|o| o.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 });
             }
         }
@@ -269,7 +274,10 @@ impl Resident {
                 reason: e.to_string(),
             })?;
         let mut outputs = Outputs::default();
-        let wanted = self.always.iter().chain(if with_optional { &self.optional[..] } else { &[] });
+        let wanted = self
+            .always
+            .iter()
+            .chain(if with_optional { &self.optional[..] } else { &[] });
         for name in wanted {
             let v = out.remove(name.as_str()).ok_or_else(|| RuntimeError::Run {
                 model: model.clone(),

@@ -46,11 +46,7 @@ pub trait Stepper {
 
     /// The inference model with the current weights and running statistics.
     fn inference_model(&self) -> Result<converters::Model> {
-        let values: Vec<Vec<f32>> = self
-            .read_state()?
-            .iter()
-            .map(|a| a.iter().copied().collect())
-            .collect();
+        let values: Vec<Vec<f32>> = self.read_state()?.iter().map(|a| a.iter().copied().collect()).collect();
         Ok(self.step().to_inference(&values)?)
     }
 }
