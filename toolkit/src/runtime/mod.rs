@@ -20,7 +20,9 @@ mod spec;
 
 pub use binding::{Buffers, Resident, StateSlot, Upload};
 pub use config::{Device, OptLevel, RuntimeConfig};
-pub use env::{ORT_LIBRARY, SETUP_HINT, check_library, ensure_ort, library_path, loaded_library};
+pub use env::{
+    ORT_LIBRARY, SETUP_HINT, check_library, ensure_ort, library_path, loaded_library, nvidia_device_present,
+};
 pub use error::{Result, RuntimeError};
 pub use outputs::Outputs;
 pub use profile::{NodeTime, OpTime, ProfileSummary, ProviderTime, summarize_events, summarize_profile};
