@@ -11,3 +11,9 @@ if [ "${CI:-}" = true ] || [ "${RATIO_SLURM_TEST:-}" = 1 ]; then
   cargo build --release -q -p toolkit --bin ratio
   RATIO="${CARGO_TARGET_DIR:-$PWD/target}/release/ratio" bash scripts/slurm-test.sh 2>&1
 fi
+
+# --- CUDA build (issue 9 §5). No GPU is needed: ort's `cuda` feature with `load-dynamic` links no CUDA library,
+# so this proves the CUDA code paths compile and are clippy-clean; the GPU run itself is scripts/gpu-check.sh.
+cargo build --release --features cuda 2>&1
+cargo clippy --release --workspace --all-targets --features toolkit/cuda -- -D warnings 2>&1
+# --- end CUDA build
