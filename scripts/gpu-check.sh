@@ -12,7 +12,8 @@
 # with the fixtures they read and the onnxruntime-gpu 1.31.1 libraries (from the PyPI wheel) in DIR/stage
 # (default .gpu-check, git-ignored). The CUDA provider library alone is 284 MB, over what one remote call can
 # carry, so prepare also packs the stage as DIR/part-1 … DIR/part-N (xz-compressed tar, at most 60 MiB each);
-# `run` unpacks them into DIR/stage when the stage itself is absent. CUDA 13 and cuDNN 9 come from the GPU
+# `run` unpacks them into DIR/stage when the stage itself is absent (RATIO_GPU_XZ_LEVEL, default 6, trades
+# packing time for parts). CUDA 13 and cuDNN 9 come from the GPU
 # machine's Python packages (nvidia-* wheels, e.g. PyTorch's); without them `run` says which library is missing.
 # `run --cpu-dry-run` runs the same steps on the CPU EP with the CPU ONNX Runtime library in .ort/lib, to check
 # the script here. RESULTS defaults to $OUT when set, else ./gpu-check-results.
@@ -22,6 +23,7 @@ ROOT=$PWD
 PREP=${RATIO_GPU_DIR:-$ROOT/.gpu-check}
 ORT_VERSION=1.31.1
 PART_MIB=60
+XZ_LEVEL=${RATIO_GPU_XZ_LEVEL:-6}
 
 stage_file() { # src dst-relative-to-stage
   mkdir -p "$(dirname "$PREP/stage/$2")"
@@ -80,7 +82,7 @@ for line in sys.stdin:
     echo "BUILT=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   } >"$PREP/stage/manifest.env"
   echo "== packing the stage into parts of at most $PART_MIB MiB"
-  tar -C "$PREP/stage" -cf - . | xz -T0 -6 | split -b "${PART_MIB}M" -d -a 1 - "$PREP/pack."
+  tar -C "$PREP/stage" -cf - . | xz -T0 "-$XZ_LEVEL" | split -b "${PART_MIB}M" -d -a 1 - "$PREP/pack."
   local k=1
   for p in "$PREP"/pack.*; do
     mkdir -p "$PREP/part-$k"

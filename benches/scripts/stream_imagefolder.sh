@@ -7,7 +7,8 @@
 #
 # Environment: WORK (default /tmp/ratio-stream-bench; the generated folder is kept there and reused), MODEL
 # (a `ratio model` name, default plain), WIDTH (default 1), BATCH (default 32), THREADS (ORT intra-op threads,
-# default 2), STATE (device|host, default device). Prints one summary line; the full outcome JSON, the metrics and
+# default 2), STATE (device|host, default device), LIMIT (train on the first N training images only, e.g. to
+# keep one run short on a slow machine; the whole folder is still scanned and validated). Prints one summary line; the full outcome JSON, the metrics and
 # /usr/bin/time's report stay in $WORK/run-*/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,6 +20,8 @@ width=${WIDTH:-1}
 batch=${BATCH:-32}
 threads=${THREADS:-2}
 state=${STATE:-device}
+limit_args=()
+[ -n "${LIMIT:-}" ] && limit_args=(--train-limit "$LIMIT")
 bash scripts/setup-ort.sh
 cargo build --release -q -p toolkit --bin ratio
 cargo build --release -q -p ratio-benches --bin gen_imagefolder
@@ -35,10 +38,10 @@ onnx=$work/$model-w$width-224.onnx
 run=$work/run-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$run"
 echo "data: $data ($(du -sh "$data" | cut -f1), $images images); model: $onnx; batch $batch, $threads ORT threads," \
-  "state $state; machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  "state $state${LIMIT:+, first $LIMIT training images}; machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/time -v -o "$run/time.txt" "$bin/ratio" finetune "$onnx" --data "$data" --preset imagenet-torchvision \
   --random-resized-crop 224 --hflip --brightness 0.4 --contrast 0.4 --saturation 0.4 \
-  --epochs "$epochs" --batch "$batch" --lr 0.01 --threads "$threads" --state "$state" \
+  --epochs "$epochs" --batch "$batch" --lr 0.01 --threads "$threads" --state "$state" "${limit_args[@]}" \
   --no-progress --json -o "$run/out" >"$run/outcome.json"
 python3 - "$run" <<'EOF'
 import json, sys

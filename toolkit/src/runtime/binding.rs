@@ -12,7 +12,7 @@
 
 use ndarray::{ArrayD, IxDyn};
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
-use ort::session::IoBinding;
+use ort::session::{IoBinding, RunOptions};
 use ort::value::Tensor;
 
 use super::config::Device;
@@ -243,8 +243,9 @@ impl Resident {
 
     /// Run once with the per-run `feeds` (every input that is not state). The state outputs go into the other
     /// buffer set; the state does not change until [`Resident::commit`]. Returns the `always` outputs, plus the
-    /// `optional` ones when `with_optional`.
-    pub fn run(&mut self, feeds: Vec<(&str, Upload)>, with_optional: bool) -> Result<Outputs> {
+    /// `optional` ones when `with_optional`. With `release`, the session's memory arena hands its free blocks
+    /// back after the run (e.g. before validation builds a second session beside this one); the state stays.
+    pub fn run(&mut self, feeds: Vec<(&str, Upload)>, with_optional: bool, release: bool) -> Result<Outputs> {
         let bound: Vec<&str> = self.slots.iter().map(|s| s.input.as_str()).collect();
         let views: Vec<(&str, Feed<'_>)> = feeds.iter().map(|(n, u)| (*n, u.feed())).collect();
         check_feeds_except(self.runner.inputs(), &views, &bound)?;
@@ -265,14 +266,22 @@ impl Resident {
         }
         let model = self.runner.name().to_string();
         let binding = &self.bindings[set][usize::from(with_optional)];
-        let mut out = self
-            .runner
-            .session_mut()
-            .run_binding(binding)
-            .map_err(|e| RuntimeError::Run {
-                model: model.clone(),
-                reason: e.to_string(),
-            })?;
+        let fail = |e: ort::Error| RuntimeError::Run {
+            model: model.clone(),
+            reason: e.to_string(),
+        };
+        let session = self.runner.session_mut();
+        let mut out = if release {
+            let mut opts = RunOptions::new().map_err(fail)?;
+            let arena = match self.device {
+                Device::Cpu => "cpu:0".to_string(),
+                Device::Cuda(id) => format!("gpu:{id}"),
+            };
+            opts.set("memory.enable_memory_arena_shrinkage", arena).map_err(fail)?;
+            session.run_binding_with_options(binding, &opts).map_err(fail)?
+        } else {
+            session.run_binding(binding).map_err(fail)?
+        };
         let mut outputs = Outputs::default();
         let wanted = self
             .always

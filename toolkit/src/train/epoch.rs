@@ -113,6 +113,9 @@ pub(crate) fn run(
         let want_logits = (s as u64).is_multiple_of(opts.train_acc_every);
         let x = ArrayD::from_shape_vec(IxDyn(&shape), x)?;
         let labels = ArrayD::from_shape_vec(IxDyn(&[opts.batch]), y.clone())?;
+        if s + 1 == steps {
+            sess.release_after_next();
+        }
         let t = Instant::now();
         let out = sess.advance(x, labels, st.lr, want_logits)?;
         st.step_time += t.elapsed();

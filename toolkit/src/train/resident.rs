@@ -15,6 +15,7 @@ pub struct ResidentSession {
     step: TrainStep,
     inner: Resident,
     steps_taken: u64,
+    release_next: bool,
 }
 
 impl ResidentSession {
@@ -50,6 +51,7 @@ impl ResidentSession {
             step,
             inner,
             steps_taken: 0,
+            release_next: false,
         })
     }
 
@@ -77,7 +79,8 @@ impl Stepper for ResidentSession {
         if let Some(t) = &self.step.step_input {
             feeds.push((t.as_str(), Upload::F32(scalar((self.steps_taken + 1) as f32))));
         }
-        let mut out = self.inner.run(feeds, want_logits)?;
+        let release = std::mem::take(&mut self.release_next);
+        let mut out = self.inner.run(feeds, want_logits, release)?;
         let loss = out
             .get(&self.step.loss_output)?
             .iter()
@@ -95,6 +98,10 @@ impl Stepper for ResidentSession {
             None
         };
         Ok(StepOut { loss, logits })
+    }
+
+    fn release_after_next(&mut self) {
+        self.release_next = true;
     }
 
     fn read_state(&self) -> Result<Vec<ArrayD<f32>>> {

@@ -39,6 +39,11 @@ pub trait Stepper {
     /// One optimizer step on a batch (`x` in the step's input shape, `y` one label per sample). The state only
     /// advances when the loss is finite, so a divergent step leaves the last good values in place.
     fn advance(&mut self, x: ArrayD<f32>, y: ArrayD<i64>, lr: f32, want_logits: bool) -> Result<StepOut>;
+    /// Ask the next [`Stepper::advance`] to hand the session's free arena memory back after it runs (the loop
+    /// does so on an epoch's last step, before validation loads a second session). A no-op where the session
+    /// keeps no arena worth shrinking.
+    fn release_after_next(&mut self) {}
+
     /// A host copy of the state, one array per `step().state` entry.
     fn read_state(&self) -> Result<Vec<ArrayD<f32>>>;
     /// Replace the state (e.g. from a checkpoint) and the step count.

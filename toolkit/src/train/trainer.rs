@@ -21,7 +21,7 @@ use crate::train::checkpoint::{self, Header, SlotMeta};
 use crate::train::data::{DataInfo, SampleSet};
 use crate::train::epoch::{self, EpochStats};
 use crate::train::schedule::{Schedule, ScheduleKind};
-use crate::train::session::{self, Residency};
+use crate::train::session::{self, Residency, Stepper};
 
 /// A rewrite applied to every inference model the loop produces: the one validated each epoch and the ones
 /// written (`best.onnx`, `model.onnx`). `ratio finetune --bn reinsert` folds its inserted BatchNormalization
@@ -327,6 +327,49 @@ fn load_resume(p: &std::path::Path, sha: &str, slots: &[SlotMeta]) -> Result<(He
     Ok((h, state))
 }
 
+/// Phase 3: validate the epoch's weights, write the checkpoints (and `best.onnx` on a new best) and the metrics
+/// line, and report.
+#[allow(clippy::too_many_arguments)]
+fn finish_epoch(
+    files: &mut RunFiles,
+    sess: &dyn Stepper,
+    val: &SampleSet,
+    opts: &TrainOptions,
+    stamp: &Header,
+    identity: &RunIdentity,
+    e: u64,
+    stats: &EpochStats,
+    best: &mut Option<f64>,
+) -> Result<EpochRecord> {
+    let (inference, val_acc) = files.validate(sess, val, opts)?;
+    let rec = stats.record(e + 1, sess.steps_taken(), val_acc);
+    let improved = best.is_none_or(|b| val_acc > b);
+    if improved {
+        *best = Some(val_acc);
+    }
+    let header = Header {
+        epoch: e + 1,
+        steps_taken: sess.steps_taken(),
+        best_val_acc: *best,
+        ..stamp.clone()
+    };
+    files.checkpoint(sess, &header, improved.then_some(&inference), identity, &rec)?;
+    if opts.progress {
+        eprintln!(
+            "epoch {}/{}: loss {:.4}, train acc {:.4}, val acc {:.4}, {:.1}s ({:.0} img/s, {:.1}% waiting on data)",
+            rec.epoch,
+            opts.epochs,
+            rec.train_loss,
+            rec.train_acc,
+            rec.val_acc,
+            rec.seconds,
+            rec.images_per_s,
+            rec.data_wait_fraction * 100.0
+        );
+    }
+    Ok(rec)
+}
+
 /// Run the loop. Nothing is written before every input has been checked.
 pub fn train(model: &Model, data: &SampleSet, val: &SampleSet, opts: &TrainOptions) -> Result<TrainOutcome> {
     let plan = Plan::new(model, data, val, opts)?;
@@ -350,43 +393,29 @@ pub fn train(model: &Model, data: &SampleSet, val: &SampleSet, opts: &TrainOptio
     let mut records = Vec::new();
     let mut final_acc = initial_val_acc.unwrap_or(0.0);
     let end_epoch = opts.stop_after.map_or(opts.epochs, |s| s.min(opts.epochs));
+    // Every checkpoint of this run: epoch, step count and best accuracy filled in per epoch.
+    let stamp = Header {
+        model_sha256: plan.sha,
+        slots: plan.slots,
+        epoch: 0,
+        steps_taken: 0,
+        best_val_acc: None,
+        seed: opts.seed,
+    };
     for e in start_epoch..end_epoch {
-        let stats: EpochStats = epoch::run(sess.as_mut(), &plan.data, &plan.schedule, e, opts, files.last_ckpt())?;
-        let (inference, val_acc) = files.validate(sess.as_ref(), val, opts)?;
-        final_acc = val_acc;
-        let rec = stats.record(e + 1, sess.steps_taken(), val_acc);
-        let improved = best.is_none_or(|b| val_acc > b);
-        if improved {
-            best = Some(val_acc);
-        }
-        let header = Header {
-            model_sha256: plan.sha.clone(),
-            slots: plan.slots.clone(),
-            epoch: e + 1,
-            steps_taken: sess.steps_taken(),
-            best_val_acc: best,
-            seed: opts.seed,
-        };
-        files.checkpoint(
+        let stats = epoch::run(sess.as_mut(), &plan.data, &plan.schedule, e, opts, files.last_ckpt())?;
+        let rec = finish_epoch(
+            &mut files,
             sess.as_ref(),
-            &header,
-            improved.then_some(&inference),
+            val,
+            opts,
+            &stamp,
             &plan.identity,
-            &rec,
+            e,
+            &stats,
+            &mut best,
         )?;
-        if opts.progress {
-            eprintln!(
-                "epoch {}/{}: loss {:.4}, train acc {:.4}, val acc {:.4}, {:.1}s ({:.0} img/s, {:.1}% waiting on data)",
-                rec.epoch,
-                opts.epochs,
-                rec.train_loss,
-                rec.train_acc,
-                rec.val_acc,
-                rec.seconds,
-                rec.images_per_s,
-                rec.data_wait_fraction * 100.0
-            );
-        }
+        final_acc = rec.val_acc;
         records.push(rec);
     }
     files.export(
