@@ -11,7 +11,7 @@
 # prepare builds `ratio` and the GPU-relevant test binaries with `--features cuda`, strips them, and stages them
 # with the fixtures they read and the onnxruntime-gpu 1.31.1 libraries (from the PyPI wheel) in DIR/stage
 # (default .gpu-check, git-ignored). The CUDA provider library alone is 284 MB, over what one remote call can
-# carry, so prepare also packs the stage as DIR/part-1 … DIR/part-N (xz-compressed tar, at most 60 MiB each);
+# carry, so prepare also packs the stage as DIR/part-1 … DIR/part-N (xz-compressed tar, at most 56 MiB each, leaving room for the repository in a 64 MiB call);
 # `run` unpacks them into DIR/stage when the stage itself is absent (RATIO_GPU_XZ_LEVEL, default 6, trades
 # packing time for parts). CUDA 13 and cuDNN 9 come from the GPU
 # machine's Python packages (nvidia-* wheels, e.g. PyTorch's); without them `run` says which library is missing.
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PREP=${RATIO_GPU_DIR:-$ROOT/.gpu-check}
 ORT_VERSION=1.31.1
-PART_MIB=60
+PART_MIB=56
 XZ_LEVEL=${RATIO_GPU_XZ_LEVEL:-6}
 
 stage_file() { # src dst-relative-to-stage
@@ -203,7 +203,7 @@ import json, sys
 o = json.load(open(sys.argv[1]))
 for e in o["epochs"]:
     print(f"fine-tune --state {sys.argv[2]} on {o['identity']['provenance']['device']}: {e['images_per_s']:.0f} img/s, "
-          f"step {e['step_s']:.2f} s, data wait {100 * e['data_wait_fraction']:.1f} %, val acc {e['val_acc']:.4f} "
+          f"{e['step_s']:.2f} s inside the step, data wait {100 * e['data_wait_fraction']:.1f} %, val acc {e['val_acc']:.4f} "
           f"(before {o['initial_val_acc']:.4f})")
 EOF
   done
