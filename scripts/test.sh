@@ -24,3 +24,10 @@ if [ "${CI:-}" = true ] || [ "${RATIO_SLURM_TEST:-}" = 1 ]; then
   cargo build --release -q -p toolkit --bin ratio
   RATIO="${CARGO_TARGET_DIR:-$PWD/target}/release/ratio" bash scripts/slurm-test.sh 2>&1
 fi
+
+# --- CUDA build (issue 9 §5). No GPU is needed: ort's `cuda` feature with `load-dynamic` links no CUDA library,
+# so this proves the CUDA binaries build (the clippy run above already lints them, --all-features); the GPU run
+# itself is scripts/gpu-check.sh.
+echo "test.sh: build with --features cuda" >&2
+cargo build --release -q -p toolkit --features cuda --bins 2>&1
+# --- end CUDA build

@@ -23,6 +23,11 @@ fn ratio(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ratio")).args(args).output().unwrap()
 }
 
+/// A GPU is declared (`RATIO_GPU_TESTS=1`, as scripts/gpu-check.sh sets) or its device node exists.
+fn gpu_expected() -> bool {
+    std::env::var("RATIO_GPU_TESTS").as_deref() == Ok("1") || toolkit::runtime::nvidia_device_present()
+}
+
 fn json_of(out: &Output) -> Value {
     assert!(
         out.status.success(),
@@ -258,11 +263,18 @@ fn bad_arguments_and_missing_files_exit_2_with_the_reason() {
 
     let out = ratio(&["bench", p(&mnist()), "--batch", "0"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("batch sizes must be at least 1"));
-    let out = ratio(&["bench", p(&mnist()), "--device", "cuda:0", "--iters", "1"]);
+    let out = ratio(&["bench", p(&mnist()), "--device", "cuda:0", "--iters", "1", "--json"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    if !cfg!(feature = "cuda") {
-        assert!(err.contains("built without the `cuda` feature"), "{err}");
+    if cfg!(feature = "cuda") && gpu_expected() {
+        assert_eq!(
+            json_of(&out)["provenance"]["execution_provider"],
+            "CUDAExecutionProvider"
+        );
+    } else {
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        if !cfg!(feature = "cuda") {
+            assert!(err.contains("built without the `cuda` feature"), "{err}");
+        }
     }
     let out = ratio(&["bench", p(&mnist()), "--device", "tpu"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown device 'tpu'"));

@@ -110,7 +110,7 @@ fn split_test_holds_out_every_fifth_sample_with_the_fashion_preset() {
     assert_eq!(va.y[0], 4);
     assert_eq!(tr.y[..4], [7, 2, 1, 0]);
     // Background pixels (0) become (0/255 − 0.2860)/0.3530 under the fashion-mnist preset.
-    let lo = tr.sample(0).iter().copied().fold(f32::INFINITY, f32::min);
+    let lo = tr.sample(0).unwrap().iter().copied().fold(f32::INFINITY, f32::min);
     assert!((lo - (-0.2860 / 0.3530)).abs() < 1e-6, "{lo}");
     assert_eq!(tr.info.preset_fingerprint, va.info.preset_fingerprint);
     assert_ne!(tr.info.preset_fingerprint, Preset::load("mnist").unwrap().fingerprint());

@@ -8,7 +8,7 @@ use converters::autodiff::Optimizer;
 use models::config::ModelConfig;
 use models::plain::{PlainConfig, plain_cnn};
 use toolkit::runtime::RuntimeConfig;
-use toolkit::train::data::{DataSpec, TensorSet, load};
+use toolkit::train::data::{DataSpec, SampleSet, load};
 use toolkit::train::{TrainOptions, train};
 
 /// `shared/` holds the real data; it sits beside the checkout (or one of its ancestors, for worktrees).
@@ -20,7 +20,7 @@ fn shared(rel: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
 }
 
-fn digits() -> (TensorSet, TensorSet) {
+fn digits() -> (SampleSet, SampleSet) {
     let path = shared("data/digits.csv.gz");
     load(&DataSpec::new(path.to_str().unwrap(), "digits").unwrap()).unwrap()
 }
@@ -82,6 +82,7 @@ fn resume_continues_bit_identically() {
     o.augment = toolkit::train::augment::Augment {
         crop_pad: 1,
         hflip: true,
+        ..Default::default()
     };
     o.schedule = toolkit::train::schedule::ScheduleKind::Cosine;
     o.warmup_steps = 5;
@@ -127,7 +128,7 @@ fn assert_untouched(dir: &Path) {
     );
 }
 
-fn err_of(model: &Model, tr: &TensorSet, te: &TensorSet, o: &TrainOptions) -> String {
+fn err_of(model: &Model, tr: &SampleSet, te: &SampleSet, o: &TrainOptions) -> String {
     let e = train(model, tr, te, o).expect_err("must fail");
     format!("{e:#}")
 }

@@ -12,8 +12,9 @@ use regex::Regex;
 
 use crate::data::{Format, Split};
 use crate::runtime::{Device, RuntimeConfig};
-use crate::train::augment::Augment;
-use crate::train::data::{DataSpec, TensorSet, load};
+use crate::train::Residency;
+use crate::train::augment::{Augment, ColorJitter, RandomResizedCrop};
+use crate::train::data::{DataSpec, SampleSet, load};
 use crate::train::schedule::ScheduleKind;
 use crate::train::{TrainOptions, TrainOutcome, train};
 
@@ -29,6 +30,16 @@ pub enum BnArg {
     Train,
     /// Stored statistics; γ/β still train.
     Frozen,
+}
+
+/// `LO,HI` as two numbers.
+fn pair(s: &str) -> Result<[f64; 2], String> {
+    let bad = || format!("expected LO,HI (two numbers), got '{s}'");
+    let (a, b) = s.split_once(',').ok_or_else(bad)?;
+    Ok([
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    ])
 }
 
 fn regex(s: &str) -> Result<Regex, String> {
@@ -94,6 +105,35 @@ pub struct LoopArgs {
     /// Random horizontal flips.
     #[arg(long)]
     pub hflip: bool,
+    /// Train on torchvision's RandomResizedCrop to SIZE×SIZE (replaces the preset's resize and centre crop for
+    /// training; validation keeps the preset).
+    #[arg(long, value_name = "SIZE")]
+    pub random_resized_crop: Option<usize>,
+    /// RandomResizedCrop's range of the crop's area fraction.
+    #[arg(long, value_parser = pair, default_value = "0.08,1", value_name = "LO,HI")]
+    pub rrc_scale: [f64; 2],
+    /// RandomResizedCrop's range of the crop's aspect ratio (width / height).
+    #[arg(long, value_parser = pair, default_value = "0.75,1.3333333333333333", value_name = "LO,HI")]
+    pub rrc_ratio: [f64; 2],
+    /// Colour jitter: brightness factor drawn from [max(0, 1−B), 1+B] (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub brightness: f32,
+    /// Colour jitter: contrast factor drawn from [max(0, 1−C), 1+C] (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub contrast: f32,
+    /// Colour jitter: saturation factor drawn from [max(0, 1−S), 1+S] (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub saturation: f32,
+    /// Training batches decoded ahead of the step.
+    #[arg(long, default_value_t = 2)]
+    pub prefetch: usize,
+    /// Where parameters and optimizer state live between steps: device (session memory, IoBinding; only the
+    /// batch, labels and lr go in, the loss comes out) or host (copied every step).
+    #[arg(long, value_enum, default_value = "device")]
+    pub state: Residency,
+    /// Read the logits back for the train accuracy on every K-th step only.
+    #[arg(long, default_value_t = 10, value_name = "K")]
+    pub train_acc_every: u64,
     /// Train on the first N samples only.
     #[arg(long)]
     pub train_limit: Option<usize>,
@@ -156,7 +196,20 @@ impl LoopArgs {
         o.augment = Augment {
             crop_pad: self.crop_pad,
             hflip: self.hflip,
+            random_resized_crop: self.random_resized_crop.map(|size| RandomResizedCrop {
+                size,
+                scale: self.rrc_scale,
+                ratio: self.rrc_ratio,
+            }),
+            jitter: ColorJitter {
+                brightness: self.brightness,
+                contrast: self.contrast,
+                saturation: self.saturation,
+            },
         };
+        o.prefetch = self.prefetch;
+        o.residency = self.state;
+        o.train_acc_every = self.train_acc_every;
         o.train_limit = self.train_limit;
         o.stop_after = self.stop_after;
         o.runtime = RuntimeConfig {
@@ -170,7 +223,7 @@ impl LoopArgs {
         o
     }
 
-    pub fn load_data(&self) -> Result<(TensorSet, TensorSet)> {
+    pub fn load_data(&self) -> Result<(SampleSet, SampleSet)> {
         let mut spec = DataSpec::new(&self.data, &self.preset)?;
         spec.format = self.format;
         spec.split = self.split;
@@ -228,8 +281,14 @@ pub fn report(o: &TrainOutcome, json: bool) -> Result<()> {
     for e in &o.epochs {
         writeln!(
             out,
-            "epoch {}: train loss {:.4}, train acc {:.4}, val acc {:.4}, {:.1}s, {:.0} img/s",
-            e.epoch, e.train_loss, e.train_acc, e.val_acc, e.seconds, e.images_per_s
+            "epoch {}: train loss {:.4}, train acc {:.4}, val acc {:.4}, {:.1}s, {:.0} img/s, {:.1}% of the step loop waiting on data",
+            e.epoch,
+            e.train_loss,
+            e.train_acc,
+            e.val_acc,
+            e.seconds,
+            e.images_per_s,
+            e.data_wait_fraction * 100.0
         )?;
     }
     writeln!(

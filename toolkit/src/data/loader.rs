@@ -1,14 +1,17 @@
-//! Batches for inference: samples decoded and preprocessed in parallel (rayon), produced on a prefetch thread into
-//! a bounded channel so decoding overlaps with the model run and at most `prefetch + 2` batches live at once.
+//! Batches: samples decoded and preprocessed in parallel (rayon), produced on a prefetch thread into a bounded
+//! channel so decoding overlaps with the model run and at most `prefetch + 2` batches live at once. Inference
+//! uses [`spawn`] (dataset order, a preset); training uses [`Prefetch`] over its own plan of batches and
+//! [`decode_into`] with its own per-sample transform.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
 use super::preprocess::{PreprocessError, Preset};
-use super::{DataError, Dataset};
+use super::{DataError, Dataset, Sample};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -118,25 +121,105 @@ pub fn load_batch(
     Ok(batch)
 }
 
+/// Decode the samples at `indices` in parallel, each through `f(k, sample, slot)` into its own `out.len() /
+/// indices.len()` values of `out`. The first failure in index order is returned, so errors are reproducible.
+pub fn decode_into<F>(ds: &dyn Dataset, indices: &[usize], out: &mut [f32], f: F) -> Result<(), LoadError>
+where
+    F: Fn(usize, Sample, &mut [f32]) -> Result<(), PreprocessError> + Sync,
+{
+    if indices.is_empty() {
+        return Ok(());
+    }
+    let per = out.len() / indices.len();
+    let results: Vec<Result<(), LoadError>> = out
+        .par_chunks_mut(per.max(1))
+        .zip(indices.par_iter())
+        .enumerate()
+        .map(|(k, (slot, &i))| {
+            let s = ds.sample(i)?;
+            f(k, s, slot).map_err(|source| LoadError::Preprocess { index: i, source })
+        })
+        .collect();
+    results.into_iter().collect()
+}
+
+/// Run `make(0)`, `make(1)`, … `make(count - 1)` on a thread, at most `depth` results ahead of the consumer; the
+/// thread stops after the first error or when the receiver is dropped.
+fn produce<T, F>(count: usize, depth: usize, mut make: F) -> (Receiver<Result<T, LoadError>>, JoinHandle<()>)
+where
+    T: Send + 'static,
+    F: FnMut(usize) -> Result<T, LoadError> + Send + 'static,
+{
+    let (tx, rx) = sync_channel(depth.max(1));
+    let handle = std::thread::spawn(move || {
+        for b in 0..count {
+            let item = make(b);
+            let stop = item.is_err();
+            // A closed receiver means the consumer gave up; stop decoding.
+            if tx.send(item).is_err() || stop {
+                return;
+            }
+        }
+    });
+    (rx, handle)
+}
+
 /// Start the prefetch thread. Batches arrive in dataset order; after an error the thread stops.
 pub fn spawn(
     ds: Arc<dyn Dataset>,
     preset: Arc<Preset>,
     cfg: LoaderConfig,
 ) -> (Receiver<Result<Batch, LoadError>>, JoinHandle<()>) {
-    let (tx, rx) = sync_channel(cfg.prefetch.max(1));
     let n = cfg.samples(ds.as_ref());
-    let handle = std::thread::spawn(move || {
-        let step = cfg.batch.max(1);
-        for start in (0..n).step_by(step) {
-            let idx: Vec<usize> = (start..(start + step).min(n)).collect();
-            let b = load_batch(ds.as_ref(), &preset, &idx, cfg.on_corrupt);
-            let stop = b.is_err();
-            // A closed receiver means the consumer gave up; stop decoding.
-            if tx.send(b).is_err() || stop {
-                return;
-            }
+    let step = cfg.batch.max(1);
+    produce(n.div_ceil(step), cfg.prefetch, move |b| {
+        let idx: Vec<usize> = (b * step..((b + 1) * step).min(n)).collect();
+        load_batch(ds.as_ref(), &preset, &idx, cfg.on_corrupt)
+    })
+}
+
+/// A bounded stream of `count` items made on a background thread, in order, that records how long the consumer
+/// waited for them (the time a training step stood idle on data).
+pub struct Prefetch<T> {
+    rx: Option<Receiver<Result<T, LoadError>>>,
+    handle: Option<JoinHandle<()>>,
+    waited: Duration,
+}
+
+impl<T: Send + 'static> Prefetch<T> {
+    /// Make items `0..count` with `make`, up to `depth` ahead.
+    pub fn start<F>(count: usize, depth: usize, make: F) -> Self
+    where
+        F: FnMut(usize) -> Result<T, LoadError> + Send + 'static,
+    {
+        let (rx, handle) = produce(count, depth, make);
+        Prefetch {
+            rx: Some(rx),
+            handle: Some(handle),
+            waited: Duration::ZERO,
         }
-    });
-    (rx, handle)
+    }
+
+    /// The next item; `None` after the last one (or after the thread stopped on an error it already sent).
+    pub fn next_item(&mut self) -> Option<Result<T, LoadError>> {
+        let t = Instant::now();
+        let item = self.rx.as_ref()?.recv().ok();
+        self.waited += t.elapsed();
+        item
+    }
+
+    /// Total time spent blocked in [`Prefetch::next_item`].
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+}
+
+impl<T> Drop for Prefetch<T> {
+    fn drop(&mut self) {
+        // Close the channel first so a producer blocked on a full channel wakes up and stops.
+        self.rx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }

@@ -108,6 +108,12 @@ fn version_of(info: &str, path: &Path) -> String {
         .unwrap_or_else(|| format!("unknown ({info})"))
 }
 
+/// Whether this machine exposes an NVIDIA device node (the driver is loaded). Independent of ONNX Runtime, so a
+/// failing CUDA path cannot pass itself off as "no GPU".
+pub fn nvidia_device_present() -> bool {
+    ["/dev/nvidiactl", "/dev/nvidia0"].iter().any(|p| Path::new(p).exists())
+}
+
 /// Path of the library the process loaded, once [`ensure_ort`] succeeded.
 pub fn loaded_library() -> Option<PathBuf> {
     ENV.get().and_then(|e| e.as_ref().ok()).map(|e| e.library.clone())

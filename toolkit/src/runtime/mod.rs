@@ -9,6 +9,7 @@
 //! # Ok::<(), toolkit::runtime::RuntimeError>(())
 //! ```
 
+mod binding;
 mod config;
 mod env;
 mod error;
@@ -17,10 +18,13 @@ mod profile;
 mod runner;
 mod spec;
 
+pub use binding::{Buffers, Resident, StateSlot, Upload};
 pub use config::{Device, OptLevel, RuntimeConfig};
-pub use env::{ORT_LIBRARY, SETUP_HINT, check_library, ensure_ort, library_path, loaded_library};
+pub use env::{
+    ORT_LIBRARY, SETUP_HINT, check_library, ensure_ort, library_path, loaded_library, nvidia_device_present,
+};
 pub use error::{Result, RuntimeError};
 pub use outputs::Outputs;
 pub use profile::{NodeTime, OpTime, ProfileSummary, ProviderTime, summarize_events, summarize_profile};
 pub use runner::{Prepared, Runner};
-pub use spec::{ElemType, Feed, TensorSpec, check_feeds, fmt_dims};
+pub use spec::{ElemType, Feed, TensorSpec, check_feeds, check_feeds_except, fmt_dims};

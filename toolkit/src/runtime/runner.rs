@@ -150,6 +150,11 @@ impl Runner {
         &self.ort_version
     }
 
+    /// The session itself, for the IoBinding layer (`binding.rs`).
+    pub(super) fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
     /// Run with every model output.
     pub fn run(&mut self, feeds: &[(&str, Feed<'_>)]) -> Result<Outputs> {
         self.run_select(feeds, &[])
@@ -316,38 +321,44 @@ fn feed_value<'v>(feed: &Feed<'v>) -> std::result::Result<SessionInputValue<'v>,
 fn collect_outputs(model: &str, out: SessionOutputs<'_>) -> Result<Outputs> {
     let mut outputs = Outputs::default();
     for (name, value) in out.iter() {
-        let elem = match value.dtype() {
-            ValueType::Tensor { ty, .. } => elem_type(*ty),
-            other => ElemType::Other(format!("{other:?}")),
-        };
-        let bad = |e: ort::Error| RuntimeError::Run {
-            model: model.to_string(),
-            reason: format!("reading output '{name}': {e}"),
-        };
-        let arr: ArrayD<f32> = match elem {
-            ElemType::F32 => value.try_extract_array::<f32>().map_err(bad)?.to_owned(),
-            ElemType::F16 => value.try_extract_array::<half::f16>().map_err(bad)?.mapv(f32::from),
-            ElemType::I64 => {
-                let a = value.try_extract_array::<i64>().map_err(bad)?;
-                outputs.insert_i64(name, a.to_owned());
-                a.mapv(|v| v as f32)
-            }
-            ElemType::I32 => value.try_extract_array::<i32>().map_err(bad)?.mapv(|v| v as f32),
-            ElemType::F64 => value.try_extract_array::<f64>().map_err(bad)?.mapv(|v| v as f32),
-            ElemType::U8 => value.try_extract_array::<u8>().map_err(bad)?.mapv(f32::from),
-            ElemType::Bool => value
-                .try_extract_array::<bool>()
-                .map_err(bad)?
-                .mapv(|v| if v { 1.0 } else { 0.0 }),
-            other => {
-                outputs.insert_unreadable(name, other);
-                continue;
-            }
-        };
-        outputs.insert(name, elem, arr);
+        read_output(&mut outputs, model, name, &value)?;
     }
     outputs.model = model.to_string();
     Ok(outputs)
+}
+
+/// Copy one host-resident output into `outputs` (f32, with integers also kept exactly).
+pub(super) fn read_output(outputs: &mut Outputs, model: &str, name: &str, value: &DynValue) -> Result<()> {
+    let elem = match value.dtype() {
+        ValueType::Tensor { ty, .. } => elem_type(*ty),
+        other => ElemType::Other(format!("{other:?}")),
+    };
+    let bad = |e: ort::Error| RuntimeError::Run {
+        model: model.to_string(),
+        reason: format!("reading output '{name}': {e}"),
+    };
+    let arr: ArrayD<f32> = match elem {
+        ElemType::F32 => value.try_extract_array::<f32>().map_err(bad)?.to_owned(),
+        ElemType::F16 => value.try_extract_array::<half::f16>().map_err(bad)?.mapv(f32::from),
+        ElemType::I64 => {
+            let a = value.try_extract_array::<i64>().map_err(bad)?;
+            outputs.insert_i64(name, a.to_owned());
+            a.mapv(|v| v as f32)
+        }
+        ElemType::I32 => value.try_extract_array::<i32>().map_err(bad)?.mapv(|v| v as f32),
+        ElemType::F64 => value.try_extract_array::<f64>().map_err(bad)?.mapv(|v| v as f32),
+        ElemType::U8 => value.try_extract_array::<u8>().map_err(bad)?.mapv(f32::from),
+        ElemType::Bool => value
+            .try_extract_array::<bool>()
+            .map_err(bad)?
+            .mapv(|v| if v { 1.0 } else { 0.0 }),
+        other => {
+            outputs.insert_unreadable(name, other);
+            return Ok(());
+        }
+    };
+    outputs.insert(name, elem, arr);
+    Ok(())
 }
 
 fn tensor_spec(name: &str, ty: &ValueType) -> TensorSpec {

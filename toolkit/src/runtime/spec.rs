@@ -113,7 +113,24 @@ impl<'a> From<ArrayViewD<'a, i64>> for Feed<'a> {
 /// rank, and equal static dimensions. Returns a message per problem listing what was expected against what was
 /// given; `Ok` when all match.
 pub fn check_feeds(inputs: &[TensorSpec], feeds: &[(&str, Feed<'_>)]) -> Result<(), super::RuntimeError> {
+    check_feeds_except(inputs, feeds, &[])
+}
+
+/// [`check_feeds`] for a run where the inputs named in `bound` already have values (an IoBinding's state): they
+/// must not be fed, and every other input must.
+pub fn check_feeds_except(
+    inputs: &[TensorSpec],
+    feeds: &[(&str, Feed<'_>)],
+    bound: &[&str],
+) -> Result<(), super::RuntimeError> {
     use super::RuntimeError::BadFeed;
+    if let Some((name, _)) = feeds.iter().find(|(n, _)| bound.contains(n)) {
+        return Err(BadFeed {
+            name: name.to_string(),
+            expected: "no feed (the input is bound to session-resident state)".into(),
+            got: "a feed".into(),
+        });
+    }
     let expected_names = || inputs.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
     for (i, (name, _)) in feeds.iter().enumerate() {
         if feeds[..i].iter().any(|(n, _)| n == name) {
@@ -124,7 +141,7 @@ pub fn check_feeds(inputs: &[TensorSpec], feeds: &[(&str, Feed<'_>)]) -> Result<
             });
         }
     }
-    for spec in inputs {
+    for spec in inputs.iter().filter(|s| !bound.contains(&s.name.as_str())) {
         if !feeds.iter().any(|(n, _)| *n == spec.name) {
             let given: Vec<&str> = feeds.iter().map(|(n, _)| *n).collect();
             return Err(BadFeed {

@@ -1,6 +1,7 @@
-//! Train-step speed: median wall time of a full step (feeds, ORT run, state read-back) against the inference
-//! run of the same network on the same batch, and the process's peak RSS. Used by `ratio bench-train` and
-//! `benches/benches/train_step.rs`.
+//! Train-step speed: median wall time of a full step on the host-copying path (feeds, ORT run, state read-back)
+//! and on the device-resident path (batch in, loss out), run alternately A,B,A,B so drift on a shared machine
+//! cancels, against the inference run of the same network on the same batch, and the process's peak RSS. Used by
+//! `ratio bench-train` and `benches/benches/train_step.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -10,9 +11,10 @@ use converters::autodiff::{DwStrategy, Optimizer, TrainStepConfig, build_train_s
 use ndarray::{ArrayD, IxDyn};
 use serde::Serialize;
 
+use crate::analysis::latency::median;
 use crate::provenance::Provenance;
 use crate::runtime::{Feed, Runner, RuntimeConfig};
-use crate::train::StepSession;
+use crate::train::{ResidentSession, StepSession, Stepper};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainBench {
@@ -21,21 +23,35 @@ pub struct TrainBench {
     pub batch: usize,
     pub threads: Option<usize>,
     pub iters: usize,
+    /// The host-copying step (state fed and read back every step).
     pub step_ms_median: f64,
     pub step_ms_min: f64,
+    /// The device-resident step (state in session memory, two alternating IoBinding buffer sets).
+    pub resident_step_ms_median: f64,
+    pub resident_step_ms_min: f64,
+    /// Median over iterations of resident / host step time, each pair measured back to back.
+    pub resident_over_host: f64,
     pub inference_ms_median: f64,
     pub inference_ms_min: f64,
+    /// Of the resident step.
     pub images_per_s: f64,
-    /// Median step time over median inference time.
+    /// Median host-copying step time over median inference time.
     pub step_over_inference: f64,
     pub train_graph_nodes: usize,
     pub peak_rss_mb: Option<f64>,
     pub provenance: Provenance,
 }
 
-fn median(mut v: Vec<Duration>) -> f64 {
-    v.sort();
-    v[v.len() / 2].as_secs_f64() * 1e3
+fn ms(v: &[Duration]) -> Vec<f64> {
+    v.iter().map(|d| d.as_secs_f64() * 1e3).collect()
+}
+
+fn median_ms(v: &[Duration]) -> f64 {
+    median(&ms(v)).unwrap_or(f64::NAN)
+}
+
+fn min_ms(v: &[Duration]) -> f64 {
+    v.iter().min().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
 }
 
 /// Peak resident set of this process (VmHWM), in MB, on Linux.
@@ -85,18 +101,30 @@ pub fn bench_train_step(
         .collect::<Result<_, _>>()?;
     drop(runner);
 
-    let mut sess = StepSession::new(step, runtime)?;
-    for _ in 0..2 {
-        sess.train_step(x.view(), y.view(), 0.01)?;
-    }
-    let mut steps = Vec::with_capacity(iters);
-    for _ in 0..iters {
+    let mut host = StepSession::new(step.clone(), runtime)?;
+    let mut resident = ResidentSession::new(step, runtime)?;
+    let timed = |s: &mut dyn Stepper| -> Result<Duration> {
         let t = Instant::now();
-        sess.train_step(x.view(), y.view(), 0.01)?;
-        steps.push(t.elapsed());
+        s.advance(x.clone(), y.clone(), 0.01, false)?;
+        Ok(t.elapsed())
+    };
+    for _ in 0..2 {
+        timed(&mut host)?;
+        timed(&mut resident)?;
     }
-    let step_med = median(steps.clone());
-    let inf_med = median(inf.clone());
+    let (mut steps, mut res_steps) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
+    for _ in 0..iters {
+        steps.push(timed(&mut host)?);
+        res_steps.push(timed(&mut resident)?);
+    }
+    let ratios: Vec<f64> = steps
+        .iter()
+        .zip(&res_steps)
+        .map(|(h, r)| r.as_secs_f64() / h.as_secs_f64())
+        .collect();
+    let step_med = median_ms(&steps);
+    let res_med = median_ms(&res_steps);
+    let inf_med = median_ms(&inf);
     Ok(TrainBench {
         model: model.display_name(),
         model_sha256: {
@@ -107,10 +135,13 @@ pub fn bench_train_step(
         threads: runtime.intra_threads,
         iters,
         step_ms_median: step_med,
-        step_ms_min: steps.iter().min().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        step_ms_min: min_ms(&steps),
+        resident_step_ms_median: res_med,
+        resident_step_ms_min: min_ms(&res_steps),
+        resident_over_host: median(&ratios).unwrap_or(f64::NAN),
         inference_ms_median: inf_med,
-        inference_ms_min: inf.iter().min().map_or(0.0, |d| d.as_secs_f64() * 1e3),
-        images_per_s: batch as f64 / (step_med / 1e3),
+        inference_ms_min: min_ms(&inf),
+        images_per_s: batch as f64 / (res_med / 1e3),
         step_over_inference: step_med / inf_med,
         train_graph_nodes: nodes,
         peak_rss_mb: peak_rss_mb(),

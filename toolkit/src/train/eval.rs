@@ -1,11 +1,16 @@
-//! Top-1 accuracy of an inference model on a [`TensorSet`], batched, in one ONNX Runtime session.
+//! Top-1 accuracy of an inference model on a [`SampleSet`], in one ONNX Runtime session, with the batches
+//! decoded by the preset on a prefetch thread while the previous one runs.
 
 use anyhow::{Context, Result, bail};
 use converters::Model;
 use ndarray::{ArrayViewD, IxDyn};
 
+use crate::data::loader::Prefetch;
 use crate::runtime::{Feed, Runner, RuntimeConfig};
-use crate::train::data::TensorSet;
+use crate::train::data::SampleSet;
+
+/// Batches decoded ahead of the model run during evaluation.
+const PREFETCH: usize = 2;
 
 /// Index of the largest value in each row of a [rows, k] slice.
 pub fn argmax_rows(logits: &[f32], k: usize) -> Vec<usize> {
@@ -23,7 +28,20 @@ pub fn argmax_rows(logits: &[f32], k: usize) -> Vec<usize> {
         .collect()
 }
 
-pub fn accuracy(model: &Model, set: &TensorSet, runtime: &RuntimeConfig, batch: usize) -> Result<f64> {
+/// Samples of a batch whose top-1 prediction equals the label.
+pub fn count_correct(logits: &[f32], labels: &[i64]) -> usize {
+    let k = logits.len() / labels.len().max(1);
+    if k == 0 {
+        return 0;
+    }
+    argmax_rows(logits, k)
+        .iter()
+        .zip(labels)
+        .filter(|(p, y)| **p as i64 == **y)
+        .count()
+}
+
+pub fn accuracy(model: &Model, set: &SampleSet, runtime: &RuntimeConfig, batch: usize) -> Result<f64> {
     let mut runner = Runner::from_model(model, runtime).context("loading the model for evaluation")?;
     let input = runner
         .inputs()
@@ -39,30 +57,27 @@ pub fn accuracy(model: &Model, set: &TensorSet, runtime: &RuntimeConfig, batch: 
         Some(fixed) if fixed > 0 => fixed as usize,
         _ => batch.max(1),
     };
-    let [c, h, w] = set.sample_shape;
-    let per = set.sample_len();
-    let mut correct = 0usize;
-    let mut start = 0;
-    while start < set.len() {
-        let n = chunk.min(set.len() - start);
-        if input.1.is_some_and(|f| f as usize != n) {
-            bail!(
-                "model input '{}' has a fixed batch of {chunk}; {} samples do not divide",
-                input.0,
-                set.len()
-            );
-        }
-        let view = ArrayViewD::from_shape(IxDyn(&[n, c, h, w]), &set.x[start * per..(start + n) * per])?;
-        let out = runner.run_select(&[(input.0.as_str(), Feed::F32(view))], &[output.as_str()])?;
-        let logits = out.get(&output)?;
-        let k = logits.len() / n;
-        let flat: Vec<f32> = logits.iter().copied().collect();
-        for (i, p) in argmax_rows(&flat, k).into_iter().enumerate() {
-            if p as i64 == set.y[start + i] {
-                correct += 1;
-            }
-        }
-        start += n;
+    if input.1.is_some_and(|f| f > 0) && !set.len().is_multiple_of(chunk) {
+        bail!(
+            "model input '{}' has a fixed batch of {chunk}; {} samples do not divide",
+            input.0,
+            set.len()
+        );
     }
-    Ok(correct as f64 / set.len().max(1) as f64)
+    let [c, h, w] = set.sample_shape;
+    let n = set.len();
+    let src = set.clone();
+    let mut batches = Prefetch::start(n.div_ceil(chunk), PREFETCH, move |b| {
+        let positions: Vec<usize> = (b * chunk..((b + 1) * chunk).min(n)).collect();
+        src.batch(&positions)
+    });
+    let mut correct = 0usize;
+    while let Some(item) = batches.next_item() {
+        let (x, y) = item.with_context(|| format!("preprocessing {} ({})", set.info.path, set.info.split))?;
+        let view = ArrayViewD::from_shape(IxDyn(&[y.len(), c, h, w]), &x)?;
+        let out = runner.run_select(&[(input.0.as_str(), Feed::F32(view))], &[output.as_str()])?;
+        let flat: Vec<f32> = out.get(&output)?.iter().copied().collect();
+        correct += count_correct(&flat, &y);
+    }
+    Ok(correct as f64 / n.max(1) as f64)
 }

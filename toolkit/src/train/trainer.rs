@@ -1,31 +1,34 @@
-//! The one loop behind `ratio finetune` and `ratio train`: seeded shuffling and augmentation, a schedule fed to
-//! the step's `lr`, validation each epoch, JSON-lines metrics, best/last checkpoints and inference models, and
-//! exact `--resume` (shuffle and augmentation streams are derived from (seed, epoch), not carried).
+//! The one loop behind `ratio finetune` and `ratio train`, in phases: setup and resume ([`Plan::new`]), the epoch
+//! loop (`epoch.rs`), validation and checkpoints, and export (`artifacts.rs`). Shuffle and augmentation streams
+//! are derived from (seed, epoch), not carried, so `--resume` is exact.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use converters::Model;
-use converters::autodiff::{BnMode, Optimizer, TrainStepConfig, build_train_step};
-use ndarray::{ArrayViewD, IxDyn};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
+use converters::autodiff::{BnMode, Optimizer, TrainStep, TrainStepConfig, build_train_step};
+use ndarray::ArrayD;
 use regex::Regex;
 use serde::Serialize;
 
 use crate::provenance::Provenance;
 use crate::runtime::RuntimeConfig;
+use crate::train::artifacts::RunFiles;
 use crate::train::augment::Augment;
 use crate::train::checkpoint::{self, Header, SlotMeta};
-use crate::train::data::TensorSet;
-use crate::train::eval::{accuracy, argmax_rows};
+use crate::train::data::{DataInfo, SampleSet};
+use crate::train::epoch::{self, EpochStats};
 use crate::train::schedule::{Schedule, ScheduleKind};
-use crate::train::session::StepSession;
+use crate::train::session::{self, Residency, Stepper};
 
-#[derive(Debug, Clone)]
+/// A rewrite applied to every inference model the loop produces: the one validated each epoch and the ones
+/// written (`best.onnx`, `model.onnx`). `ratio finetune --bn reinsert` folds its inserted BatchNormalization
+/// back into the convolutions with it.
+pub type ExportHook = Arc<dyn Fn(&Model) -> Result<Model> + Send + Sync>;
+
+#[derive(Clone)]
 pub struct TrainOptions {
     pub epochs: u64,
     pub batch: usize,
@@ -47,10 +50,17 @@ pub struct TrainOptions {
     /// split a run across jobs and `--resume`.
     pub stop_after: Option<u64>,
     pub runtime: RuntimeConfig,
+    /// Where parameters and optimizer state live between steps.
+    pub residency: Residency,
+    /// Read the logits back (for the train accuracy) on every k-th step of an epoch only.
+    pub train_acc_every: u64,
+    /// Training batches decoded ahead of the step.
+    pub prefetch: usize,
     pub out_dir: PathBuf,
     pub resume: Option<PathBuf>,
     pub emit_graph: Option<PathBuf>,
     pub progress: bool,
+    pub export: Option<ExportHook>,
 }
 
 impl TrainOptions {
@@ -73,10 +83,14 @@ impl TrainOptions {
             train_limit: None,
             stop_after: None,
             runtime: RuntimeConfig::cpu(),
+            residency: Residency::default(),
+            train_acc_every: 10,
+            prefetch: 2,
             out_dir,
             resume: None,
             emit_graph: None,
             progress: true,
+            export: None,
         }
     }
 }
@@ -86,14 +100,16 @@ impl TrainOptions {
 pub struct RunIdentity {
     pub model: String,
     pub model_sha256: String,
-    pub data: crate::train::data::DataInfo,
-    pub val_data: crate::train::data::DataInfo,
+    pub data: DataInfo,
+    pub val_data: DataInfo,
     pub seed: u64,
     pub batch: usize,
     pub optimizer: Optimizer,
     pub schedule: Schedule,
     pub bn: String,
     pub augment: Augment,
+    pub residency: Residency,
+    pub train_acc_every: u64,
     pub trainable_params: usize,
     pub threads: Option<usize>,
     pub provenance: Provenance,
@@ -104,11 +120,18 @@ pub struct EpochRecord {
     pub epoch: u64,
     pub steps: u64,
     pub train_loss: f64,
+    /// Top-1 on the batches whose logits were read back (every `train_acc_every`-th step).
     pub train_acc: f64,
+    pub train_acc_samples: usize,
     pub val_acc: f64,
     pub lr: f32,
     pub seconds: f64,
     pub images_per_s: f64,
+    /// Time the step loop stood waiting for the next decoded batch, and its share of the loop's wall time.
+    pub data_wait_s: f64,
+    pub data_wait_fraction: f64,
+    /// Time inside the train step itself (upload, run, read-back).
+    pub step_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,13 +157,7 @@ fn model_sha(model: &Model) -> Result<String> {
     })
 }
 
-fn epoch_rng(seed: u64, epoch: u64, stream: u64) -> ChaCha8Rng {
-    let mut r = ChaCha8Rng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    r.set_stream(stream);
-    r
-}
-
-fn check_options(opts: &TrainOptions, n_train: usize, data: &TensorSet) -> Result<()> {
+fn check_options(opts: &TrainOptions, n_train: usize, data: &SampleSet) -> Result<()> {
     if opts.lr.is_nan() || opts.lr <= 0.0 || opts.lr.is_infinite() {
         bail!("learning rate must be a positive number, got {}", opts.lr);
     }
@@ -150,6 +167,9 @@ fn check_options(opts: &TrainOptions, n_train: usize, data: &TensorSet) -> Resul
     if opts.batch == 0 {
         bail!("--batch must be at least 1");
     }
+    if opts.train_acc_every == 0 {
+        bail!("--train-acc-every must be at least 1");
+    }
     if opts.batch > n_train {
         bail!(
             "batch size {} is larger than the {} training samples of {}",
@@ -158,13 +178,81 @@ fn check_options(opts: &TrainOptions, n_train: usize, data: &TensorSet) -> Resul
             data.info.path
         );
     }
-    Ok(())
+    opts.augment.check().map_err(anyhow::Error::msg)
 }
 
-/// Run the loop. Nothing is written before every input has been checked.
-pub fn train(model: &Model, data: &TensorSet, val: &TensorSet, opts: &TrainOptions) -> Result<TrainOutcome> {
-    let n_train = opts.train_limit.map_or(data.len(), |l| l.min(data.len()));
-    check_options(opts, n_train, data)?;
+/// Phase 1: everything decided before a session or a file exists. Any bad input fails here, with nothing
+/// written.
+struct Plan {
+    step: TrainStep,
+    data: SampleSet,
+    sha: String,
+    slots: Vec<SlotMeta>,
+    schedule: Schedule,
+    identity: RunIdentity,
+    resumed: Option<(Header, Vec<ArrayD<f32>>)>,
+}
+
+impl Plan {
+    fn new(model: &Model, data: &SampleSet, val: &SampleSet, opts: &TrainOptions) -> Result<Self> {
+        let n_train = opts.train_limit.map_or(data.len(), |l| l.min(data.len()));
+        check_options(opts, n_train, data)?;
+        let step = build_step(model, opts)?;
+        check_shapes(model, &step, data, val, &opts.augment)?;
+        let sha = model_sha(model)?;
+        let slots: Vec<SlotMeta> = step
+            .state
+            .iter()
+            .map(|s| SlotMeta {
+                name: s.name.clone(),
+                input: s.input.clone(),
+                dims: s.dims.clone(),
+            })
+            .collect();
+        let resumed = match &opts.resume {
+            Some(p) => Some(load_resume(p, &sha, &slots)?),
+            None => None,
+        };
+        let steps_per_epoch = (n_train / opts.batch) as u64;
+        let schedule = Schedule {
+            kind: opts.schedule,
+            base_lr: opts.lr,
+            warmup_steps: opts.warmup_steps,
+            total_steps: steps_per_epoch * opts.epochs,
+            steps_per_epoch,
+            step_every_epochs: opts.step_every_epochs,
+            gamma: opts.gamma,
+        };
+        let identity = RunIdentity {
+            model: model.display_name(),
+            model_sha256: sha.clone(),
+            data: data.info.clone(),
+            val_data: val.info.clone(),
+            seed: opts.seed,
+            batch: opts.batch,
+            optimizer: opts.optimizer,
+            schedule,
+            bn: format!("{:?}", opts.bn).to_lowercase(),
+            augment: opts.augment,
+            residency: opts.residency,
+            train_acc_every: opts.train_acc_every,
+            trainable_params: step.num_params(),
+            threads: opts.runtime.intra_threads,
+            provenance: Provenance::collect(opts.runtime.device)?,
+        };
+        Ok(Plan {
+            step,
+            data: data.truncated(n_train),
+            sha,
+            slots,
+            schedule,
+            identity,
+            resumed,
+        })
+    }
+}
+
+fn build_step(model: &Model, opts: &TrainOptions) -> Result<TrainStep> {
     let cfg = TrainStepConfig {
         batch_size: opts.batch as i64,
         label_smoothing: opts.label_smoothing,
@@ -174,16 +262,37 @@ pub fn train(model: &Model, data: &TensorSet, val: &TensorSet, opts: &TrainOptio
         train_only: opts.train_only.clone(),
         ..Default::default()
     };
-    let step = build_train_step(model, &cfg)
-        .with_context(|| format!("building the train step of {}", model.display_name()))?;
-    let want: Vec<i64> = data.sample_shape.iter().map(|&d| d as i64).collect();
-    if step.input_shape[1..] != want[..] {
+    build_train_step(model, &cfg).with_context(|| format!("building the train step of {}", model.display_name()))
+}
+
+/// The model's per-sample input against the training view (after augmentation) and the validation view (the
+/// preset), and every label against its classes.
+fn check_shapes(model: &Model, step: &TrainStep, data: &SampleSet, val: &SampleSet, augment: &Augment) -> Result<()> {
+    let want = &step.input_shape[1..];
+    let as_i64 = |s: [usize; 3]| s.iter().map(|&d| d as i64).collect::<Vec<_>>();
+    let train_shape = as_i64(augment.train_shape(data.sample_shape));
+    if want != train_shape.as_slice() {
+        let how = if augment.random_resized_crop.is_some() {
+            " after --random-resized-crop"
+        } else {
+            ""
+        };
         bail!(
-            "{} expects inputs {:?} per sample; {} provides {:?}",
+            "{} expects inputs {:?} per sample; {} provides {:?}{how}",
             model.display_name(),
-            &step.input_shape[1..],
+            want,
             data.info.path,
-            want
+            train_shape
+        );
+    }
+    if want != as_i64(val.sample_shape).as_slice() {
+        bail!(
+            "{} expects inputs {:?} per sample; validation ({}, preset '{}') provides {:?}",
+            model.display_name(),
+            want,
+            val.info.split,
+            val.info.preprocess,
+            val.sample_shape
         );
     }
     let k = step.num_classes as usize;
@@ -196,246 +305,135 @@ pub fn train(model: &Model, data: &TensorSet, val: &TensorSet, opts: &TrainOptio
             );
         }
     }
-    let sha = model_sha(model)?;
-    let slots: Vec<SlotMeta> = step
-        .state
-        .iter()
-        .map(|s| SlotMeta {
-            name: s.name.clone(),
-            input: s.input.clone(),
-            dims: s.dims.clone(),
-        })
-        .collect();
-    let resumed = match &opts.resume {
-        Some(p) => {
-            let (h, state) = checkpoint::load(p)?;
-            if h.model_sha256 != sha {
-                bail!(
-                    "{}: checkpoint belongs to a different model (sha256 {}…, this run's model {}…)",
-                    p.display(),
-                    &h.model_sha256[..12.min(h.model_sha256.len())],
-                    &sha[..12]
-                );
-            }
-            if h.slots != slots {
-                bail!(
-                    "{}: checkpoint state layout differs from this run's train step (other optimizer, --bn, --freeze or --train-only?)",
-                    p.display()
-                );
-            }
-            Some((h, state))
-        }
-        None => None,
-    };
-    let steps_per_epoch = (n_train / opts.batch) as u64;
-    let schedule = Schedule {
-        kind: opts.schedule,
-        base_lr: opts.lr,
-        warmup_steps: opts.warmup_steps,
-        total_steps: steps_per_epoch * opts.epochs,
-        steps_per_epoch,
-        step_every_epochs: opts.step_every_epochs,
-        gamma: opts.gamma,
-    };
-    let identity = RunIdentity {
-        model: model.display_name(),
-        model_sha256: sha.clone(),
-        data: data.info.clone(),
-        val_data: val.info.clone(),
-        seed: opts.seed,
-        batch: opts.batch,
-        optimizer: opts.optimizer,
-        schedule,
-        bn: format!("{:?}", opts.bn).to_lowercase(),
-        augment: opts.augment,
-        trainable_params: step.num_params(),
-        threads: opts.runtime.intra_threads,
-        provenance: Provenance::collect(opts.runtime.device)?,
-    };
+    Ok(())
+}
 
-    // The session is created before any output exists, so a bad device or graph leaves nothing behind.
-    let graph = opts.emit_graph.as_ref().map(|_| step.model.clone());
-    let mut sess = StepSession::new(step, &opts.runtime)?;
-    std::fs::create_dir_all(&opts.out_dir).with_context(|| format!("creating {}", opts.out_dir.display()))?;
-    if let (Some(g), Some(graph)) = (&opts.emit_graph, graph) {
-        Model::new(graph)
-            .save(g, false)
-            .with_context(|| format!("writing the train-step graph to {}", g.display()))?;
+fn load_resume(p: &std::path::Path, sha: &str, slots: &[SlotMeta]) -> Result<(Header, Vec<ArrayD<f32>>)> {
+    let (h, state) = checkpoint::load(p)?;
+    if h.model_sha256 != sha {
+        bail!(
+            "{}: checkpoint belongs to a different model (sha256 {}…, this run's model {}…)",
+            p.display(),
+            &h.model_sha256[..12.min(h.model_sha256.len())],
+            &sha[..12]
+        );
     }
-    let (start_epoch, mut best) = match resumed {
+    if h.slots != slots {
+        bail!(
+            "{}: checkpoint state layout differs from this run's train step (other optimizer, --bn, --freeze or --train-only?)",
+            p.display()
+        );
+    }
+    Ok((h, state))
+}
+
+/// Phase 3: validate the epoch's weights, write the checkpoints (and `best.onnx` on a new best) and the metrics
+/// line, and report.
+#[allow(clippy::too_many_arguments)]
+fn finish_epoch(
+    files: &mut RunFiles,
+    sess: &dyn Stepper,
+    val: &SampleSet,
+    opts: &TrainOptions,
+    stamp: &Header,
+    identity: &RunIdentity,
+    e: u64,
+    stats: &EpochStats,
+    best: &mut Option<f64>,
+) -> Result<EpochRecord> {
+    let (inference, val_acc) = files.validate(sess, val, opts)?;
+    let rec = stats.record(e + 1, sess.steps_taken(), val_acc);
+    let improved = best.is_none_or(|b| val_acc > b);
+    if improved {
+        *best = Some(val_acc);
+    }
+    let header = Header {
+        epoch: e + 1,
+        steps_taken: sess.steps_taken(),
+        best_val_acc: *best,
+        ..stamp.clone()
+    };
+    files.checkpoint(sess, &header, improved.then_some(&inference), identity, &rec)?;
+    if opts.progress {
+        eprintln!(
+            "epoch {}/{}: loss {:.4}, train acc {:.4}, val acc {:.4}, {:.1}s ({:.0} img/s, {:.1}% waiting on data)",
+            rec.epoch,
+            opts.epochs,
+            rec.train_loss,
+            rec.train_acc,
+            rec.val_acc,
+            rec.seconds,
+            rec.images_per_s,
+            rec.data_wait_fraction * 100.0
+        );
+    }
+    Ok(rec)
+}
+
+/// Run the loop. Nothing is written before every input has been checked.
+pub fn train(model: &Model, data: &SampleSet, val: &SampleSet, opts: &TrainOptions) -> Result<TrainOutcome> {
+    let plan = Plan::new(model, data, val, opts)?;
+    let t0 = Instant::now();
+    // The session is created before any output exists, so a bad device or graph leaves nothing behind.
+    let graph = opts.emit_graph.as_ref().map(|_| plan.step.model.clone());
+    let mut sess = session::open(plan.step, &opts.runtime, opts.residency)?;
+    let (start_epoch, mut best) = match plan.resumed {
         Some((h, state)) => {
-            sess.state = state;
-            sess.steps_taken = h.steps_taken;
+            sess.load_state(state, h.steps_taken)?;
             (h.epoch, h.best_val_acc)
         }
         None => (0, None),
     };
-    let last_ckpt = opts.out_dir.join("last.ckpt");
-    let best_ckpt = opts.out_dir.join("best.ckpt");
-    let model_path = opts.out_dir.join("model.onnx");
-    let best_model_path = opts.out_dir.join("best.onnx");
-    let metrics_path = opts.out_dir.join("metrics.jsonl");
-    let mut metrics = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&metrics_path)
-        .with_context(|| format!("opening {}", metrics_path.display()))?;
-    writeln!(metrics, "{}", serde_json::json!({"kind": "run", "identity": identity}))?;
-
+    let mut files = RunFiles::create(&opts.out_dir, &plan.identity, graph, opts)?;
     let initial_val_acc = if start_epoch == 0 {
-        Some(accuracy(&sess.inference_model()?, val, &opts.runtime, 256)?)
+        Some(files.validate(sess.as_ref(), val, opts)?.1)
     } else {
         None
     };
-    let t0 = Instant::now();
-    let per = data.sample_len();
-    let shape = [
-        opts.batch,
-        data.sample_shape[0],
-        data.sample_shape[1],
-        data.sample_shape[2],
-    ];
-    let mut xb = vec![0f32; opts.batch * per];
-    let mut yb = vec![0i64; opts.batch];
     let mut records = Vec::new();
     let mut final_acc = initial_val_acc.unwrap_or(0.0);
     let end_epoch = opts.stop_after.map_or(opts.epochs, |s| s.min(opts.epochs));
-    for epoch in start_epoch..end_epoch {
-        let te = Instant::now();
-        let mut order: Vec<usize> = (0..n_train).collect();
-        order.shuffle(&mut epoch_rng(opts.seed, epoch, 0));
-        let mut aug_rng = epoch_rng(opts.seed, epoch, 1);
-        let pb = if opts.progress {
-            indicatif::ProgressBar::new(steps_per_epoch)
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg} [{elapsed}<{eta}]")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        pb.set_prefix(format!("{}/{}", epoch + 1, opts.epochs));
-        let (mut loss_sum, mut correct, mut lr) = (0f64, 0usize, opts.lr);
-        for s in 0..steps_per_epoch as usize {
-            for (j, &i) in order[s * opts.batch..(s + 1) * opts.batch].iter().enumerate() {
-                let dst = &mut xb[j * per..(j + 1) * per];
-                if opts.augment.is_off() {
-                    dst.copy_from_slice(data.sample(i));
-                } else {
-                    opts.augment.apply(data.sample(i), dst, data.sample_shape, &mut aug_rng);
-                }
-                yb[j] = data.y[i];
-            }
-            lr = schedule.lr_at(sess.steps_taken);
-            let x = ArrayViewD::from_shape(IxDyn(&shape), &xb)?;
-            let y = ArrayViewD::from_shape(IxDyn(&[opts.batch]), &yb)?;
-            let out = sess.train_step(x, y, lr)?;
-            if !out.loss.is_finite() {
-                pb.abandon();
-                let keep = if last_ckpt.exists() {
-                    format!("the last good checkpoint {} is kept", last_ckpt.display())
-                } else {
-                    "no checkpoint was written yet".to_string()
-                };
-                bail!(
-                    "non-finite loss ({}) at epoch {}, step {} (global step {}, lr {lr}); training stopped and {keep}",
-                    out.loss,
-                    epoch + 1,
-                    s + 1,
-                    sess.steps_taken + 1
-                );
-            }
-            loss_sum += out.loss as f64;
-            let flat: Vec<f32> = out.logits.iter().copied().collect();
-            correct += argmax_rows(&flat, k)
-                .iter()
-                .zip(&yb)
-                .filter(|(p, y)| **p as i64 == **y)
-                .count();
-            pb.inc(1);
-            pb.set_message(format!("loss {:.4}", loss_sum / (s + 1) as f64));
-        }
-        pb.finish_and_clear();
-        let train_secs = te.elapsed().as_secs_f64();
-        let inference = sess.inference_model()?;
-        let val_acc = accuracy(&inference, val, &opts.runtime, 256)?;
-        final_acc = val_acc;
-        let seen = (steps_per_epoch as usize * opts.batch) as f64;
-        let rec = EpochRecord {
-            epoch: epoch + 1,
-            steps: sess.steps_taken,
-            train_loss: loss_sum / steps_per_epoch.max(1) as f64,
-            train_acc: correct as f64 / seen.max(1.0),
-            val_acc,
-            lr,
-            seconds: te.elapsed().as_secs_f64(),
-            images_per_s: seen / train_secs.max(1e-9),
-        };
-        let improved = best.is_none_or(|b| val_acc > b);
-        if improved {
-            best = Some(val_acc);
-        }
-        let header = Header {
-            model_sha256: sha.clone(),
-            slots: slots.clone(),
-            epoch: epoch + 1,
-            steps_taken: sess.steps_taken,
-            best_val_acc: best,
-            seed: opts.seed,
-        };
-        checkpoint::save(&last_ckpt, &header, &sess.state)?;
-        if improved {
-            checkpoint::save(&best_ckpt, &header, &sess.state)?;
-            save_model(&inference, &best_model_path, &identity, val_acc, epoch + 1)?;
-        }
-        writeln!(
-            metrics,
-            "{}",
-            serde_json::json!({"kind": "epoch", "model_sha256": sha, "data_sha256": data.info.sha256,
-                "preprocess": data.info.preprocess, "preset_fingerprint": data.info.preset_fingerprint,
-                "seed": opts.seed,
-                "ort_version": identity.provenance.ort_version, "device": identity.provenance.device,
-                "record": rec})
+    // Every checkpoint of this run: epoch, step count and best accuracy filled in per epoch.
+    let stamp = Header {
+        model_sha256: plan.sha,
+        slots: plan.slots,
+        epoch: 0,
+        steps_taken: 0,
+        best_val_acc: None,
+        seed: opts.seed,
+    };
+    for e in start_epoch..end_epoch {
+        let stats = epoch::run(sess.as_mut(), &plan.data, &plan.schedule, e, opts, files.last_ckpt())?;
+        let rec = finish_epoch(
+            &mut files,
+            sess.as_ref(),
+            val,
+            opts,
+            &stamp,
+            &plan.identity,
+            e,
+            &stats,
+            &mut best,
         )?;
-        if opts.progress {
-            eprintln!(
-                "epoch {}/{}: loss {:.4}, train acc {:.4}, val acc {:.4}, {:.1}s ({:.0} img/s)",
-                rec.epoch, opts.epochs, rec.train_loss, rec.train_acc, rec.val_acc, rec.seconds, rec.images_per_s
-            );
-        }
+        final_acc = rec.val_acc;
         records.push(rec);
     }
-    let final_model = sess.inference_model()?;
-    save_model(
-        &final_model,
-        &model_path,
-        &identity,
+    files.export(
+        sess.as_ref(),
+        opts,
+        &plan.identity,
         final_acc,
         end_epoch.max(start_epoch),
     )?;
     Ok(TrainOutcome {
-        identity,
+        identity: plan.identity,
         epochs: records,
         initial_val_acc,
         best_val_acc: best.unwrap_or(final_acc),
         final_val_acc: final_acc,
-        model_path,
-        best_model_path,
-        last_checkpoint: last_ckpt,
+        model_path: files.model_path(),
+        best_model_path: files.best_model_path(),
+        last_checkpoint: files.last_ckpt().to_path_buf(),
         seconds: t0.elapsed().as_secs_f64(),
     })
-}
-
-fn save_model(m: &Model, path: &Path, id: &RunIdentity, val_acc: f64, epochs: u64) -> Result<()> {
-    let mut m = m.clone();
-    m.set_metadata("ratio.finetune.source_sha256", id.model_sha256.clone());
-    m.set_metadata("ratio.finetune.data_sha256", id.data.sha256.clone());
-    m.set_metadata("ratio.finetune.preprocess", id.data.preprocess.clone());
-    m.set_metadata("ratio.finetune.preset_fingerprint", id.data.preset_fingerprint.clone());
-    m.set_metadata("ratio.finetune.epochs", epochs.to_string());
-    m.set_metadata("ratio.finetune.seed", id.seed.to_string());
-    m.set_metadata("ratio.finetune.val_acc", format!("{val_acc:.6}"));
-    m.save(path, false)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }

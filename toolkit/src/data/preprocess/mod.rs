@@ -247,15 +247,26 @@ impl Preset {
 
     /// Preprocess one image into `out` (length `H·W·C` of the output, in the preset's layout and channel order).
     pub fn apply_into(&self, img: &Image, out: &mut [f32]) -> Result<[usize; 3], PreprocessError> {
+        let (pixels, dims) = self.pixels(img)?;
+        self.normalize_into(&pixels, dims, out);
+        Ok(dims)
+    }
+
+    /// The image converted to the preset's colour model (luminance when `grayscale`), borrowed when unchanged.
+    pub fn color_converted<'a>(&self, img: &'a Image) -> std::borrow::Cow<'a, Image> {
+        if self.pipeline.grayscale && img.channels != 1 {
+            std::borrow::Cow::Owned(to_luminance(img))
+        } else {
+            std::borrow::Cow::Borrowed(img)
+        }
+    }
+
+    /// The geometric part of the pipeline: colour conversion, resize and centre crop, as raw HWC pixel values
+    /// (before `scale`, mean and std), with their `(H, W, C)`.
+    pub fn pixels(&self, img: &Image) -> Result<(Vec<f32>, [usize; 3]), PreprocessError> {
         let p = &self.pipeline;
         let [oh, ow, c] = self.output_hwc([img.height, img.width, img.channels])?;
-        let gray;
-        let img = if p.grayscale && img.channels != 1 {
-            gray = to_luminance(img);
-            &gray
-        } else {
-            img
-        };
+        let img = self.color_converted(img);
         let dims = [img.height, img.width, c];
         // Resize on the source type so u8 images follow Pillow's 8-bit rounding.
         let (rh, rw) = p
@@ -269,20 +280,32 @@ impl Preset {
             (Pixels::F32(v), Some(r)) => resize::resize_f32(v, dims, rh, rw, r.filter),
             (_, None) => img.to_f32(),
         };
-        let (top, left) = match p.crop {
-            // torchvision's center_crop: int(round((h - th) / 2)) with Python's round-half-to-even.
-            Some([ch, cw]) => (
-                round_half_even((rh - ch) as f64 / 2.0),
-                round_half_even((rw - cw) as f64 / 2.0),
-            ),
-            None => (0, 0),
+        let Some([ch, cw]) = p.crop else {
+            return Ok((pixels, [oh, ow, c]));
         };
+        // torchvision's center_crop: int(round((h - th) / 2)) with Python's round-half-to-even.
+        let (top, left) = (
+            round_half_even((rh - ch) as f64 / 2.0),
+            round_half_even((rw - cw) as f64 / 2.0),
+        );
+        let mut out = Vec::with_capacity(oh * ow * c);
+        for y in 0..oh {
+            let row = ((y + top) * rw + left) * c;
+            out.extend_from_slice(&pixels[row..row + ow * c]);
+        }
+        Ok((out, [oh, ow, c]))
+    }
+
+    /// The value part of the pipeline: `(v·scale − mean) / std` per channel, channel order and layout, from HWC
+    /// `pixels` of `(h, w, c)` into `out` (length `h·w·c`).
+    pub fn normalize_into(&self, pixels: &[f32], [oh, ow, c]: [usize; 3], out: &mut [f32]) {
+        let p = &self.pipeline;
         let pick = |v: &[f32], ch: usize| if v.len() == 1 { v[0] } else { v[ch] };
-        let (plane, n) = (oh * ow, oh * ow * c);
-        debug_assert_eq!(out.len(), n);
+        let plane = oh * ow;
+        debug_assert_eq!(out.len(), plane * c);
         for y in 0..oh {
             for x in 0..ow {
-                let src = ((y + top) * rw + x + left) * c;
+                let src = (y * ow + x) * c;
                 for ch in 0..c {
                     let v = (pixels[src + ch] * p.scale - pick(&p.mean, ch)) / pick(&p.std, ch);
                     let oc = match p.channel_order {
@@ -297,7 +320,6 @@ impl Preset {
                 }
             }
         }
-        Ok([oh, ow, c])
     }
 
     pub fn apply(&self, img: &Image) -> Result<(Vec<f32>, [usize; 3]), PreprocessError> {
