@@ -61,6 +61,14 @@ impl GradCx {
         self.needs.contains(value)
     }
 
+    /// What shape inference knows about each input of `n` (for rules that re-read folded axes or bounds).
+    pub fn infos(&self, n: &NodeProto) -> Vec<Option<&ValInfo>> {
+        n.input
+            .iter()
+            .map(|i| if i.is_empty() { None } else { self.info.get(i) })
+            .collect()
+    }
+
     pub fn shape(&self, n: &NodeProto, value: &str) -> Result<Vec<i64>> {
         self.info
             .get(value)

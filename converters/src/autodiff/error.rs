@@ -1,6 +1,7 @@
 //! Errors of gradient-graph generation. Every variant names the node (and op) it is about.
 
 use crate::error::IrError;
+use crate::ops::OpError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GradError {
@@ -18,6 +19,16 @@ pub enum GradError {
         op_type: String,
         reason: String,
     },
+    #[error(
+        "node '{node}' ({op_type}) fixes the batch at {exported} and cannot run at batch {requested} ({reason}); train this export with --batch {exported}, or re-export it with a dynamic batch"
+    )]
+    StaticBatch {
+        node: String,
+        op_type: String,
+        exported: i64,
+        requested: i64,
+        reason: String,
+    },
     #[error("no trainable parameters (after --freeze/--train-only and --bn): nothing to fine-tune")]
     NoTrainableParams,
     #[error("gradient rule for '{0}' is registered twice")]
@@ -28,6 +39,17 @@ pub enum GradError {
     Invalid(String),
     #[error(transparent)]
     Ir(#[from] IrError),
+}
+
+impl From<OpError> for GradError {
+    fn from(e: OpError) -> Self {
+        match e {
+            OpError::Unsupported { node, op_type, reason } => GradError::Unsupported { node, op_type, reason },
+            OpError::Shape { node, op_type, reason } => GradError::Shape { node, op_type, reason },
+            OpError::Duplicate(op) => GradError::DuplicateRule(op),
+            OpError::Ir(e) => GradError::Ir(e),
+        }
+    }
 }
 
 pub type Result<T, E = GradError> = std::result::Result<T, E>;
