@@ -13,7 +13,6 @@ use crate::act::{self, ActKind};
 use crate::ir::attr::NodeExt;
 use crate::ir::index::GraphIndex;
 use crate::ops::{DataInputs, Walk};
-use crate::proto::tensor_proto::DataType;
 use crate::proto::{GraphProto, NodeProto};
 
 /// Why a slot is not eligible for removal by default.
@@ -89,12 +88,7 @@ pub fn is_join(g: &GraphProto, ix: &GraphIndex, n: &NodeProto) -> bool {
 /// Concat(Unsqueeze(Gather(Shape(x))), [-1]) is not.
 fn is_shape_value(g: &GraphProto, ix: &GraphIndex, value: &str, depth: usize) -> bool {
     if let Some(t) = ix.constant(g, value) {
-        return t.data_type.is_some_and(|d| {
-            !matches!(
-                DataType::try_from(d),
-                Ok(DataType::Float | DataType::Double | DataType::Float16 | DataType::Bfloat16)
-            )
-        });
+        return t.data_type.is_some_and(|d| !crate::shapes::is_float(d));
     }
     let Some(n) = ix.producer_node(g, value) else {
         return false;

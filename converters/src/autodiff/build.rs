@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::autodiff::cx::{BnMode, GradCx};
 use crate::autodiff::error::{GradError, Result};
-use crate::autodiff::info::FLOAT;
 use crate::autodiff::loss::{Loss, softmax_cross_entropy};
 use crate::autodiff::optim::{StepInputs, update};
 use crate::autodiff::params::{Origin, Selection, Source, select};
@@ -20,7 +19,7 @@ use crate::ir::attr::NodeExt;
 use crate::ir::build::{self, GraphBuilder, value_info, value_info_dims};
 use crate::proto::tensor_proto::DataType;
 use crate::proto::{GraphProto, OperatorSetIdProto, ValueInfoProto};
-use crate::shapes::ValInfo;
+use crate::shapes::{ValInfo, is_float};
 use crate::validate::validate;
 
 pub fn build_train_step(model: &Model, cfg: &TrainStepConfig) -> Result<TrainStep> {
@@ -202,7 +201,7 @@ fn gradient_needs(
         let Some(spec) = reg.of(n) else { continue };
         if matches!(spec.grad, Grad::Rule(_)) && n.input.iter().any(|i| needs.contains(i)) {
             for o in n.output.iter().filter(|o| !o.is_empty()) {
-                if info.get(o).is_some_and(|v| v.elem == FLOAT) {
+                if info.get(o).is_some_and(|v| is_float(v.elem)) {
                     needs.insert(o.clone());
                 }
             }

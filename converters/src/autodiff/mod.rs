@@ -28,5 +28,5 @@ pub use error::GradError;
 pub use optim::Optimizer;
 pub use rebatch::BatchRewrite;
 pub use registry::{Grad, registry};
-pub use step::{Adaptation, StateKind, StateTensor, TrainStep, TrainStepConfig};
+pub use step::{Adaptation, StateKind, StateTensor, TrainStep, TrainStepConfig, summarize};
 pub use untie::Untied;

@@ -89,6 +89,56 @@ pub enum Adaptation {
     Untied(Untied),
 }
 
+/// One line per kind of adaptation, for a trainer to print: the rewritten static-batch targets, then the untied
+/// parameters and running statistics (each [`Adaptation`] in full is its `Display`).
+pub fn summarize(adaptations: &[Adaptation]) -> Vec<String> {
+    let list = |names: Vec<&str>| {
+        let shown: Vec<String> = names.iter().take(4).map(|n| format!("'{n}'")).collect();
+        match names.len().saturating_sub(4) {
+            0 => shown.join(", "),
+            k => format!("{} and {k} more", shown.join(", ")),
+        }
+    };
+    let mut lines = Vec::new();
+    let rebatched: Vec<&BatchRewrite> = adaptations
+        .iter()
+        .filter_map(|a| match a {
+            Adaptation::Rebatched(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    if let Some(first) = rebatched.first() {
+        lines.push(format!(
+            "the export fixes its batch: rewrote {} constant target{} to the training batch ({}; e.g. {:?} → {:?})",
+            rebatched.len(),
+            if rebatched.len() == 1 { "" } else { "s" },
+            list(rebatched.iter().map(|r| r.node.as_str()).collect()),
+            first.from,
+            first.to
+        ));
+    }
+    for running in [false, true] {
+        let untied: Vec<&Untied> = adaptations
+            .iter()
+            .filter_map(|a| match a {
+                Adaptation::Untied(u) if u.running == running => Some(u),
+                _ => None,
+            })
+            .collect();
+        if untied.is_empty() {
+            continue;
+        }
+        let copies: usize = untied.iter().map(|u| u.copies.len()).sum();
+        lines.push(format!(
+            "the exporter deduplicated equal {}: {copies} tensor{} that were separate in PyTorch now train on their own (copies of {})",
+            if running { "BatchNorm running statistics" } else { "parameters" },
+            if copies == 1 { "" } else { "s" },
+            list(untied.iter().map(|u| u.source.as_str()).collect())
+        ));
+    }
+    lines
+}
+
 impl std::fmt::Display for Adaptation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

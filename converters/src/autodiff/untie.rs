@@ -37,15 +37,16 @@ pub struct Untied {
 impl fmt::Display for Untied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = if self.running { "running statistic" } else { "parameter" };
+        let shown: Vec<String> = self.copies.iter().take(3).map(|c| format!("'{c}'")).collect();
+        let more = match self.copies.len().saturating_sub(3) {
+            0 => String::new(),
+            k => format!(" and {k} more"),
+        };
         write!(
             f,
-            "{what} '{}' was one tensor for {} (the exporter deduplicated equal tensors); each now trains its own copy",
+            "{what} '{}' was also {}{more} (the exporter deduplicated equal tensors); each now trains its own copy",
             self.source,
-            self.copies
-                .iter()
-                .map(|c| format!("'{c}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            shown.join(", ")
         )
     }
 }

@@ -1,7 +1,7 @@
 //! Broadcasting arithmetic, comparisons and casts. Integer operands fold (exporters compute Reshape targets with
 //! them: `channels // groups` is Div, often between Casts), so shape arithmetic is known at build time.
 
-use crate::autodiff::ops::{add, cast, div, mul, neg, sub, sum, where_};
+use crate::autodiff::ops::{add, cast, div, mul, neg, sub, where_};
 use crate::ir::attr::NodeExt;
 use crate::ops::common::{comparison, elementwise, input_info, same_as_first};
 use crate::ops::error::{Result, shape_err};
@@ -29,7 +29,7 @@ pub const SPECS: &[OpSpec] = &[
         .grad(div::GRAD)
         .params(&[0, 1])
         .walk(THROUGH),
-    OpSpec::new("Sum", infer_sum, Affine::Yes).grad(sum::GRAD).join(),
+    OpSpec::new("Sum", infer_sum, Affine::Yes).grad(add::GRAD).join(),
     OpSpec::new("Neg", infer_neg, Affine::Yes).grad(neg::GRAD),
     OpSpec::new("Max", infer_max, Affine::No),
     OpSpec::new("Min", infer_min, Affine::No),
@@ -76,7 +76,8 @@ fn infer_div(n: &NodeProto, ins: &[Option<&ValInfo>]) -> Result<Vec<ValInfo>> {
     let float = input_info(n, ins, 0)?.elem == FLOAT;
     elementwise(n, ins, |v| {
         let (a, b) = (v[0], *v.get(1)?);
-        (b != 0 && (!float || a % b == 0)).then(|| a / b)
+        let q = a.checked_div(b)?;
+        (!float || a % b == 0).then_some(q)
     })
 }
 

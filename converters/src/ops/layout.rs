@@ -92,7 +92,7 @@ fn infer_reshape(n: &NodeProto, ins: &[Option<&ValInfo>]) -> Result<Vec<ValInfo>
         }
         shape[p] = x.numel() / known;
     }
-    if shape.iter().product::<i64>() != x.numel() {
+    if shape.iter().any(|&d| d < 0) || shape.iter().product::<i64>() != x.numel() {
         return Err(shape_err(n, format!("cannot reshape {:?} to {:?}", x.shape, target)));
     }
     Ok(vec![ValInfo {
@@ -164,8 +164,14 @@ fn infer_unsqueeze(n: &NodeProto, ins: &[Option<&ValInfo>]) -> Result<Vec<ValInf
         .map(|&a| norm_axis(a, r).ok_or_else(|| shape_err(n, "axis out of range")))
         .collect::<Result<_>>()?;
     ax.sort_unstable();
+    if ax.windows(2).any(|w| w[0] == w[1]) {
+        return Err(shape_err(n, format!("repeated axes {axes:?}")));
+    }
     let mut shape = x.shape.clone();
     for a in ax {
+        if a > shape.len() {
+            return Err(shape_err(n, "axis out of range"));
+        }
         shape.insert(a, 1);
     }
     Ok(vec![ValInfo {
@@ -244,6 +250,9 @@ pub fn split_sizes(n: &NodeProto, ins: &[Option<&ValInfo>], dim: i64) -> Result<
     if let Some(s) = n.get_ints("split")?.filter(|s| !s.is_empty()) {
         return Ok(s);
     }
+    if dim < 0 {
+        return Err(shape_err(n, format!("cannot split an axis of {dim}")));
+    }
     let parts = n.get_i("num_outputs")?.unwrap_or(n.output.len() as i64).max(1);
     let chunk = (dim + parts - 1) / parts;
     Ok((0..parts).map(|i| (dim - i * chunk).clamp(0, chunk)).collect())
@@ -306,6 +315,10 @@ pub fn slice_axes(n: &NodeProto, ins: &[Option<&ValInfo>], shape: &[i64]) -> Res
             return Err(shape_err(n, "slice step 0"));
         }
         let fix = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
+        if d <= 0 {
+            out[ax] = SliceAxis { start: 0, len: 0, step };
+            continue;
+        }
         let (s, e) = if step > 0 {
             (fix(starts[k]).clamp(0, d), fix(ends[k]).clamp(0, d))
         } else {

@@ -91,12 +91,20 @@ fn infer_range(n: &NodeProto, ins: &[Option<&ValInfo>]) -> Result<Vec<ValInfo>> 
     if delta == 0 {
         return Err(shape_err(n, "Range with delta 0"));
     }
-    let count = ((limit - start + delta - delta.signum()) / delta).max(0);
-    let vals: Vec<i64> = (0..count).map(|i| start + i * delta).collect();
+    let span = limit
+        .checked_sub(start)
+        .and_then(|s| s.checked_add(delta - delta.signum()))
+        .ok_or_else(|| shape_err(n, "Range bounds overflow"))?;
+    let count = (span / delta).max(0);
+    let vals: Vec<i64> = if count as usize <= MAX_FOLD {
+        (0..count).map(|i| start + i * delta).collect()
+    } else {
+        Vec::new()
+    };
     Ok(vec![ValInfo {
         shape: vec![count],
         elem: input_info(n, ins, 0)?.elem,
-        ints: (vals.len() <= MAX_FOLD).then_some(vals),
+        ints: (count as usize <= MAX_FOLD).then_some(vals),
     }])
 }
 

@@ -7,6 +7,13 @@ pub const FLOAT: i32 = DataType::Float as i32;
 pub const INT64: i32 = DataType::Int64 as i32;
 pub const BOOL: i32 = DataType::Bool as i32;
 
+/// Element types that carry gradients.
+pub fn is_float(elem: i32) -> bool {
+    [DataType::Float, DataType::Double, DataType::Float16, DataType::Bfloat16]
+        .iter()
+        .any(|&d| d as i32 == elem)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValInfo {
     pub shape: Vec<i64>,

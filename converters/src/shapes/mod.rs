@@ -10,7 +10,7 @@ pub mod info;
 use std::collections::HashMap;
 
 pub use cost::{LayerCost, layer_costs};
-pub use info::{BOOL, FLOAT, INT64, ValInfo, broadcast, norm_axis};
+pub use info::{BOOL, FLOAT, INT64, ValInfo, broadcast, is_float, norm_axis};
 
 use crate::ir::Model;
 use crate::ir::attr::NodeExt;
@@ -109,15 +109,7 @@ fn unknown_op(n: &NodeProto) -> OpError {
 }
 
 fn is_integer(elem: i32) -> bool {
-    ![
-        DataType::Float,
-        DataType::Double,
-        DataType::Float16,
-        DataType::Bfloat16,
-        DataType::Undefined,
-    ]
-    .iter()
-    .any(|&d| d as i32 == elem)
+    !is_float(elem) && elem != DataType::Undefined as i32
 }
 
 fn seed_initializers(model: &Model, info: &mut HashMap<String, ValInfo>) {

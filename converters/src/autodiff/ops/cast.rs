@@ -10,12 +10,9 @@ use crate::proto::NodeProto;
 pub const GRAD: Grad = Grad::Rule(grad);
 
 fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Option<String>>> {
-    let Some(dy) = dys[0].as_deref() else {
+    let Some(dy) = cx.first_input_dy(n, dys) else {
         return Ok(vec![None]);
     };
-    if !cx.needs(&n.input[0]) {
-        return Ok(vec![None]);
-    }
     let from = cx
         .info
         .get(&n.input[0])

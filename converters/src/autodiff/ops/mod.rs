@@ -35,6 +35,5 @@ pub mod slice;
 pub mod split;
 pub mod squeeze;
 pub mod sub;
-pub mod sum;
 pub mod transpose;
 pub mod where_;

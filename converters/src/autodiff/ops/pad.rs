@@ -12,12 +12,9 @@ pub const GRAD: Grad = Grad::Rule(grad);
 
 fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Option<String>>> {
     let mut out = vec![None; n.input.len()];
-    let Some(dy) = dys[0].as_deref() else {
+    let Some(dy) = cx.first_input_dy(n, dys) else {
         return Ok(out);
     };
-    if !cx.needs(&n.input[0]) {
-        return Ok(out);
-    }
     let mode = n.get_s("mode")?.unwrap_or_else(|| "constant".into());
     if mode != "constant" {
         return Err(unsupported(n, format!("gradient of Pad in '{mode}' mode")));

@@ -13,12 +13,9 @@ pub const GRAD: Grad = Grad::Rule(grad);
 
 fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Option<String>>> {
     let mut out = vec![None; n.input.len()];
-    let Some(dy) = dys[0].as_deref() else {
+    let Some(dy) = cx.first_input_dy(n, dys) else {
         return Ok(out);
     };
-    if !cx.needs(&n.input[0]) {
-        return Ok(out);
-    }
     let xs = cx.shape(n, &n.input[0])?;
     let axes = slice_axes(n, &cx.infos(n), &xs)?;
     if axes.iter().any(|a| a.len == 0) {

@@ -9,9 +9,7 @@ pub const GRAD: Grad = Grad::Rule(grad);
 
 fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Option<String>>> {
     let mut out = vec![None; n.input.len()];
-    if let Some(dy) = dys[0].as_deref()
-        && cx.needs(&n.input[0])
-    {
+    if let Some(dy) = cx.first_input_dy(n, dys) {
         let xs = cx.shape(n, &n.input[0])?;
         out[0] = Some(cx.reshape(dy, &xs));
     }
