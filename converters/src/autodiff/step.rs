@@ -130,9 +130,9 @@ pub fn summarize(adaptations: &[Adaptation]) -> Vec<String> {
         }
         let copies: usize = untied.iter().map(|u| u.copies.len()).sum();
         lines.push(format!(
-            "the exporter deduplicated equal {}: {copies} tensor{} that were separate in PyTorch now train on their own (copies of {})",
+            "the exporter merged equal tensors: {copies} {} that were separate in PyTorch now {} on their own (they shared {})",
             if running { "BatchNorm running statistics" } else { "parameters" },
-            if copies == 1 { "" } else { "s" },
+            if running { "update" } else { "train" },
             list(untied.iter().map(|u| u.source.as_str()).collect())
         ));
     }

@@ -113,7 +113,9 @@ pub fn untie(model: &Model, reg: &Registry, bn_train: bool) -> Result<(Model, Ve
             });
         }
     }
-    let mut taken: HashSet<String> = HashSet::new();
+    // A statistic may read the very name a parameter trains under (the exporter merges a fresh running mean
+    // with a zero bias): it then gets a copy of its own too.
+    let mut taken: HashSet<String> = param_names.values().flatten().cloned().collect();
     let mut rewire: Vec<(usize, usize, String, String)> = Vec::new(); // node, slot, new name, source
     let mut stat_copies: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (node, slot, r) in stat_reads {
