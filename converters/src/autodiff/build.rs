@@ -357,7 +357,7 @@ struct Updates {
     origins: HashMap<String, Origin>,
 }
 
-/// Optimizer updates of every trainable parameter, then the BN running-statistic updates, as state outputs.
+/// Optimizer updates of every trainable parameter (with their optimizer slots), then the running statistics.
 fn emit_updates(
     cx: &mut GradCx,
     cfg: &TrainStepConfig,
@@ -418,6 +418,12 @@ fn emit_updates(
             });
         }
     }
+    running_updates(cx, sel, &mut u)?;
+    Ok(u)
+}
+
+/// The BN running-statistic updates the training-mode forwards emitted, as state outputs.
+fn running_updates(cx: &mut GradCx, sel: &Selection, u: &mut Updates) -> Result<()> {
     let updates: HashMap<String, String> = cx.state_updates.iter().cloned().collect();
     for (src, kind) in &sel.running {
         let upd = updates.get(&src.name).cloned().ok_or_else(|| {
@@ -446,7 +452,7 @@ fn emit_updates(
             "BatchNorm running statistic '{stat}' is not a constant tensor; use --bn frozen"
         )));
     }
-    Ok(u)
+    Ok(())
 }
 
 /// The finished, validated train-step model, at the source's IR (clamped to what ORT loads) and opset.

@@ -21,7 +21,7 @@ use crate::ir::attr::NodeExt;
 use crate::ir::index::GraphIndex;
 use crate::ir::tensor;
 use crate::ops::Registry;
-use crate::proto::TensorProto;
+use crate::proto::{GraphProto, TensorProto};
 
 /// One tensor that reached several consumers and now has a copy per consumer name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +60,7 @@ struct Resolved {
     origin: Origin,
 }
 
-fn resolve(g: &crate::proto::GraphProto, ix: &GraphIndex, value: &str) -> Option<Resolved> {
+fn resolve(g: &GraphProto, ix: &GraphIndex, value: &str) -> Option<Resolved> {
     let (source, origin) = constant_behind(g, ix, value)?;
     Some(Resolved {
         read: value.to_string(),
@@ -69,44 +69,57 @@ fn resolve(g: &crate::proto::GraphProto, ix: &GraphIndex, value: &str) -> Option
     })
 }
 
-/// The model with exporter-tied tensors untied, and what was untied. `bn_train`: running statistics are state.
-pub fn untie(model: &Model, reg: &Registry, bn_train: bool) -> Result<(Model, Vec<Untied>)> {
-    let g = model.graph();
-    let ix = GraphIndex::new(g);
-    // Parameter names per source, and running-statistic reads as (node, slot).
-    let mut param_names: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut origins: HashMap<String, Origin> = HashMap::new();
-    let mut stat_reads: Vec<(usize, usize, Resolved)> = Vec::new();
+/// Who reads which float constant: parameter names per source, and every running-statistic read.
+#[derive(Default)]
+struct Reads {
+    params: BTreeMap<String, Vec<String>>,
+    stats: Vec<(usize, usize, Resolved)>,
+    origins: HashMap<String, Origin>,
+}
+
+fn reads(g: &GraphProto, ix: &GraphIndex, reg: &Registry, bn_train: bool) -> Reads {
+    let mut r = Reads::default();
     for (i, n) in g.node.iter().enumerate() {
         let Some(spec) = reg.of(n) else { continue };
         for &slot in spec.param_slots {
-            if let Some(r) = n.input.get(slot).and_then(|v| resolve(g, &ix, v)) {
-                origins.insert(r.source.clone(), r.origin.clone());
-                let names = param_names.entry(r.source).or_default();
-                if !names.contains(&r.read) {
-                    names.push(r.read);
+            if let Some(v) = n.input.get(slot).and_then(|v| resolve(g, ix, v)) {
+                r.origins.insert(v.source.clone(), v.origin.clone());
+                let names = r.params.entry(v.source).or_default();
+                if !names.contains(&v.read) {
+                    names.push(v.read);
                 }
             }
         }
         if bn_train {
             for &(slot, _) in spec.state_slots {
-                if let Some(r) = n.input.get(slot).and_then(|v| resolve(g, &ix, v)) {
-                    origins.insert(r.source.clone(), r.origin.clone());
-                    stat_reads.push((i, slot, r));
+                if let Some(v) = n.input.get(slot).and_then(|v| resolve(g, ix, v)) {
+                    r.origins.insert(v.source.clone(), v.origin.clone());
+                    r.stats.push((i, slot, v));
                 }
             }
         }
     }
+    r
+}
 
-    let mut materialize: BTreeMap<String, String> = BTreeMap::new(); // read name → source
-    let mut report = Vec::new();
-    for (source, names) in &param_names {
+/// The edits that untie: names to turn into initializers of their own (read name → source), and
+/// (node, slot, fresh name, source) inputs to point at a fresh copy.
+#[derive(Default)]
+struct Plan {
+    materialize: BTreeMap<String, String>,
+    rewire: Vec<(usize, usize, String, String)>,
+    report: Vec<Untied>,
+}
+
+fn plan(g: &GraphProto, reads: Reads) -> Plan {
+    let mut p = Plan::default();
+    for (source, names) in &reads.params {
         if names.len() > 1 {
             let copies: Vec<String> = names.iter().filter(|n| *n != source).cloned().collect();
             for c in &copies {
-                materialize.insert(c.clone(), source.clone());
+                p.materialize.insert(c.clone(), source.clone());
             }
-            report.push(Untied {
+            p.report.push(Untied {
                 source: source.clone(),
                 copies,
                 running: false,
@@ -115,31 +128,39 @@ pub fn untie(model: &Model, reg: &Registry, bn_train: bool) -> Result<(Model, Ve
     }
     // A statistic may read the very name a parameter trains under (the exporter merges a fresh running mean
     // with a zero bias): it then gets a copy of its own too.
-    let mut taken: HashSet<String> = param_names.values().flatten().cloned().collect();
-    let mut rewire: Vec<(usize, usize, String, String)> = Vec::new(); // node, slot, new name, source
+    let mut taken: HashSet<String> = reads.params.values().flatten().cloned().collect();
     let mut stat_copies: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (node, slot, r) in stat_reads {
+    for (node, slot, r) in reads.stats {
         if !taken.insert(r.read.clone()) {
             let fresh = fresh_name(g, &format!("{}.{}", r.read, g.node[node].name_or_output()), &taken);
             taken.insert(fresh.clone());
             stat_copies.entry(r.source.clone()).or_default().push(fresh.clone());
-            rewire.push((node, slot, fresh, r.source));
+            p.rewire.push((node, slot, fresh, r.source));
         } else if r.read != r.source {
             stat_copies.entry(r.source.clone()).or_default().push(r.read.clone());
-            materialize.insert(r.read, r.source);
+            p.materialize.insert(r.read, r.source);
         }
     }
     for (source, copies) in stat_copies {
-        report.push(Untied {
+        p.report.push(Untied {
             source,
             copies,
             running: true,
         });
     }
-    if materialize.is_empty() && rewire.is_empty() {
-        return Ok((model.clone(), report));
-    }
+    p
+}
 
+/// The model with exporter-tied tensors untied, and what was untied. `bn_train`: running statistics are state.
+pub fn untie(model: &Model, reg: &Registry, bn_train: bool) -> Result<(Model, Vec<Untied>)> {
+    let g = model.graph();
+    let ix = GraphIndex::new(g);
+    let reads = reads(g, &ix, reg, bn_train);
+    let origins = reads.origins.clone();
+    let plan = plan(g, reads);
+    if plan.materialize.is_empty() && plan.rewire.is_empty() {
+        return Ok((model.clone(), plan.report));
+    }
     let mut cache: HashMap<String, (Vec<i64>, Vec<f32>)> = HashMap::new();
     let mut tensor_of = |source: &str, name: &str| -> Result<TensorProto> {
         if !cache.contains_key(source) {
@@ -148,17 +169,17 @@ pub fn untie(model: &Model, reg: &Registry, bn_train: bool) -> Result<(Model, Ve
         let (dims, v) = &cache[source];
         Ok(tensor::from_f32(name, dims, v))
     };
-    let mut out = model.clone();
     let mut added = Vec::new();
     let mut drop: HashSet<usize> = HashSet::new();
-    for (read, source) in &materialize {
+    for (read, source) in &plan.materialize {
         added.push(tensor_of(source, read)?);
         if let Some(&(p, _)) = ix.producer.get(read) {
             drop.insert(p);
         }
     }
+    let mut out = model.clone();
     let gm = out.graph_mut();
-    for (node, slot, fresh, source) in &rewire {
+    for (node, slot, fresh, source) in &plan.rewire {
         added.push(tensor_of(source, fresh)?);
         gm.node[*node].input[*slot] = fresh.clone();
     }
@@ -168,10 +189,10 @@ pub fn untie(model: &Model, reg: &Registry, bn_train: bool) -> Result<(Model, Ve
         idx += 1;
         !drop.contains(&(idx - 1))
     });
-    Ok((out, report))
+    Ok((out, plan.report))
 }
 
-fn fresh_name(g: &crate::proto::GraphProto, base: &str, taken: &HashSet<String>) -> String {
+fn fresh_name(g: &GraphProto, base: &str, taken: &HashSet<String>) -> String {
     let used = |n: &str| {
         taken.contains(n)
             || g.initializer.iter().any(|t| t.name.as_deref() == Some(n))
