@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::act::{self, ActKind};
 use crate::ir::attr::NodeExt;
 use crate::ir::index::GraphIndex;
+use crate::ops::{DataInputs, Walk};
 use crate::proto::{GraphProto, NodeProto};
 
 /// Why a slot is not eligible for removal by default.
@@ -55,37 +56,8 @@ pub struct Structure {
     pub has_joins: bool,
 }
 
-const CONV_OPS: [&str; 2] = ["Conv", "ConvTranspose"];
-const FC_OPS: [&str; 2] = ["Gemm", "MatMul"];
-
-/// Ops a walk from an activation back to its conv may pass through.
-fn is_pass_through(op: &str) -> bool {
-    matches!(
-        op,
-        "BatchNormalization"
-            | "Identity"
-            | "Add"
-            | "Sub"
-            | "Mul"
-            | "Div"
-            | "Concat"
-            | "MaxPool"
-            | "AveragePool"
-            | "Dropout"
-            | "Reshape"
-            | "Transpose"
-            | "Squeeze"
-            | "Unsqueeze"
-            | "Flatten"
-            | "Pad"
-            | "Cast"
-            | "InstanceNormalization"
-            | "GroupNormalization"
-    )
-}
-
 fn is_downsampling(n: &NodeProto) -> bool {
-    matches!(n.op(), "Conv" | "MaxPool" | "AveragePool")
+    crate::ops::spec_of(n).is_some_and(|s| s.downsamples)
         && n.get_ints("strides")
             .ok()
             .flatten()
@@ -93,33 +65,42 @@ fn is_downsampling(n: &NodeProto) -> bool {
 }
 
 fn is_global(n: &NodeProto) -> bool {
-    matches!(n.op(), "GlobalAveragePool" | "GlobalMaxPool" | "Flatten" | "ReduceMean")
+    crate::ops::spec_of(n).is_some_and(|s| s.global)
 }
 
-/// A join ends a block: Add of two computed tensors (a residual), or Concat of two or more.
-fn is_join(g: &GraphProto, ix: &GraphIndex, n: &NodeProto) -> bool {
+/// A join ends a block: a joining op (residual Add/Sum, Concat) of two or more computed tensors, unless it
+/// computes integers (the shape arithmetic exporters write around Reshape). The one rule slot detection and
+/// richness layer selection share.
+pub fn is_join(g: &GraphProto, ix: &GraphIndex, n: &NodeProto) -> bool {
+    if !crate::ops::spec_of(n).is_some_and(|s| s.join) {
+        return false;
+    }
     let computed = n
         .input
         .iter()
-        .filter(|i| !i.is_empty() && ix.constant(g, i).is_none() && !ix.graph_inputs.contains(*i))
+        .filter(|i| !i.is_empty() && ix.constant(g, i).is_none() && ix.producer.contains_key(*i))
         .count();
-    match n.op() {
-        "Add" | "Sum" => computed >= 2,
-        "Concat" => computed >= 2 && !is_shape_concat(g, ix, n),
-        _ => false,
-    }
+    computed >= 2 && !n.input.iter().all(|i| i.is_empty() || is_shape_value(g, ix, i, 0))
 }
 
-/// Concats that build shapes (the torch legacy flatten: Shape→Gather→Unsqueeze→Concat→Reshape) are not joins.
-fn is_shape_concat(g: &GraphProto, ix: &GraphIndex, n: &NodeProto) -> bool {
-    n.input.iter().any(|i| {
-        ix.producer_node(g, i)
-            .is_some_and(|p| matches!(p.op(), "Unsqueeze" | "Shape" | "Gather" | "Cast" | "Slice"))
-    }) || n.output.iter().any(|o| {
-        ix.consumers_of(o)
+/// Whether `value` is integer bookkeeping: an integer constant, the output of a shape query, or computed from
+/// such values only. Float data never is, so Concat(Slice(x), branch(x)) in a ShuffleNet unit is a join while
+/// Concat(Unsqueeze(Gather(Shape(x))), [-1]) is not.
+fn is_shape_value(g: &GraphProto, ix: &GraphIndex, value: &str, depth: usize) -> bool {
+    if let Some(t) = ix.constant(g, value) {
+        return t.data_type.is_some_and(|d| !crate::shapes::is_float(d));
+    }
+    let Some(n) = ix.producer_node(g, value) else {
+        return false;
+    };
+    if crate::ops::spec_of(n).is_some_and(|s| s.shape_only) {
+        return true;
+    }
+    depth < 32
+        && !n.input.is_empty()
+        && n.input
             .iter()
-            .any(|&c| g.node[c].op() == "Reshape" && g.node[c].input.get(1) == Some(o))
-    })
+            .all(|i| i.is_empty() || is_shape_value(g, ix, i, depth + 1))
 }
 
 /// Detect slots for the activation kinds in `kinds` (ReLU alone by default).
@@ -202,26 +183,27 @@ fn walk_back(g: &GraphProto, ix: &GraphIndex, value: &str) -> (Vec<String>, bool
             continue;
         }
         let Some(n) = ix.producer_node(g, &v) else { continue };
-        let op = n.op();
-        if CONV_OPS.contains(&op) {
-            feeders.push(n.name_or_output().to_string());
-        } else if FC_OPS.contains(&op) {
-            feeders.push(n.name_or_output().to_string());
-            fc = true;
-        } else if is_pass_through(op) {
-            // Only data inputs: BN statistics, Reshape shapes and constant scales are not paths to a conv.
-            let data_inputs: &[String] = match op {
-                "BatchNormalization" | "Reshape" | "Pad" | "InstanceNormalization" | "GroupNormalization" => {
-                    &n.input[..1.min(n.input.len())]
-                }
-                _ => &n.input,
-            };
-            for i in data_inputs
-                .iter()
-                .filter(|i| !i.is_empty() && ix.constant(g, i).is_none())
-            {
-                queue.push_back(i.clone());
+        let Some(spec) = crate::ops::spec_of(n) else { continue };
+        match spec.walk {
+            Walk::Conv => feeders.push(n.name_or_output().to_string()),
+            Walk::Fc => {
+                feeders.push(n.name_or_output().to_string());
+                fc = true;
             }
+            Walk::Through(data) => {
+                // Only data inputs: BN statistics, Reshape shapes and constant scales are not paths to a conv.
+                let data_inputs: &[String] = match data {
+                    DataInputs::First => &n.input[..1.min(n.input.len())],
+                    DataInputs::All => &n.input,
+                };
+                for i in data_inputs
+                    .iter()
+                    .filter(|i| !i.is_empty() && ix.constant(g, i).is_none())
+                {
+                    queue.push_back(i.clone());
+                }
+            }
+            Walk::Stop => {}
         }
     }
     feeders.sort();
@@ -242,7 +224,7 @@ fn sole_join_before(g: &GraphProto, ix: &GraphIndex, input: &str) -> Option<usiz
         if is_join(g, ix, n) {
             return Some(p);
         }
-        if !matches!(n.op(), "Identity" | "Dropout") {
+        if !crate::ops::spec_of(n).is_some_and(|s| s.identity) {
             return None;
         }
         v = n.input.first()?.clone();

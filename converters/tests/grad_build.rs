@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use converters::Model;
-use converters::autodiff::registry::{Registry, Rule};
-use converters::autodiff::{BnMode, GradError, StateKind, TrainStepConfig, build_train_step, ops};
+use converters::autodiff::{BnMode, GradError, StateKind, TrainStepConfig, build_train_step};
 use converters::ir::build::{self, Attr, GraphBuilder};
+use converters::ops::{self, OpSpec, Registry};
 use converters::proto::tensor_proto::DataType;
 use converters::validate::validate;
 
@@ -27,8 +27,8 @@ fn cfg(batch: i64) -> TrainStepConfig {
 
 #[test]
 fn registering_an_op_twice_is_an_error() {
-    let rules: Vec<Rule> = ops::ALL.iter().copied().chain([ops::relu::RULE]).collect();
-    let err = Registry::from_rules(&rules).err().expect("duplicate must fail");
+    let families: Vec<&[OpSpec]> = ops::FAMILIES.iter().copied().chain([ops::activation::SPECS]).collect();
+    let err = GradError::from(Registry::from_specs(&families).err().expect("duplicate must fail"));
     assert!(matches!(err, GradError::DuplicateRule(ref op) if op == "Relu"), "{err}");
     let reg = converters::autodiff::registry().unwrap();
     for op in [

@@ -12,12 +12,14 @@
 //! | `plain`    | [`plain_cnn`]      | 136,922 (13,754 at 1×8×8 digits)          | 2 / 2 / 3        |
 //! | `resnet50` | [`resnet50_like`]  | 25,557,032 at 3×224×224, 1000 classes     | 53 / 53 / 49     |
 //!
-//! [`fold_bn`] folds Conv→BatchNormalization pairs for deployment; [`patterns`] holds the converter fixtures.
+//! [`fold_bn`] folds Conv→BatchNormalization pairs for deployment; [`patterns`] holds the converter fixtures and
+//! [`idioms`] the export-idiom fixtures fine-tuning is tested on.
 
 pub mod config;
 pub mod densenet;
 pub mod error;
 pub mod fold;
+pub mod idioms;
 pub mod init;
 pub mod net;
 pub mod patterns;

@@ -87,6 +87,25 @@ impl Net {
         }
     }
 
+    /// Fix the image input's batch dim, as an export without dynamic axes does.
+    pub fn fix_batch(&mut self, batch: i64) {
+        let c = self.input_dims();
+        let dims: Vec<Option<i64>> = std::iter::once(Some(batch)).chain(c.into_iter().skip(1)).collect();
+        self.b.graph.input[0] = build::value_info(INPUT, DataType::Float, &dims);
+    }
+
+    fn input_dims(&self) -> Vec<Option<i64>> {
+        build::value_info_dims(&self.b.graph.input[0]).unwrap_or_default()
+    }
+
+    /// Record the static shape of an intermediate value, as exporters do in `value_info`.
+    pub fn value_info(&mut self, name: &str, dims: &[Option<i64>]) {
+        self.b
+            .graph
+            .value_info
+            .push(build::value_info(name, DataType::Float, dims));
+    }
+
     /// An input other than the image (pattern fixtures with two inputs).
     pub fn extra_input(&mut self, name: &str, elem: DataType, dims: &[Option<i64>]) -> String {
         self.b.input(name, elem, dims)

@@ -61,6 +61,21 @@ impl GradCx {
         self.needs.contains(value)
     }
 
+    /// dY of a rule that differentiates only its first input: `None` when no gradient reaches `n` or its first
+    /// input needs none.
+    pub fn first_input_dy<'a>(&self, n: &NodeProto, dys: &'a [Option<String>]) -> Option<&'a str> {
+        let dy = dys.first()?.as_deref()?;
+        self.needs(n.input.first()?).then_some(dy)
+    }
+
+    /// What shape inference knows about each input of `n` (for rules that re-read folded axes or bounds).
+    pub fn infos(&self, n: &NodeProto) -> Vec<Option<&ValInfo>> {
+        n.input
+            .iter()
+            .map(|i| if i.is_empty() { None } else { self.info.get(i) })
+            .collect()
+    }
+
     pub fn shape(&self, n: &NodeProto, value: &str) -> Result<Vec<i64>> {
         self.info
             .get(value)

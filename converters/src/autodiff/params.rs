@@ -7,12 +7,13 @@ use std::collections::HashSet;
 
 use regex::Regex;
 
-use crate::autodiff::error::Result;
+use crate::autodiff::error::{GradError, Result};
 use crate::autodiff::registry::Registry;
 use crate::autodiff::step::StateKind;
 use crate::ir::attr::NodeExt;
 use crate::ir::index::GraphIndex;
 use crate::ir::{Model, tensor};
+use crate::proto::GraphProto;
 use crate::proto::tensor_proto::DataType;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,45 +37,54 @@ pub struct Selection {
     pub running: Vec<(Source, StateKind)>,
 }
 
-/// The constant float32 tensor behind `value`, looking through Identity nodes.
-fn source_of(model: &Model, ix: &GraphIndex, value: &str) -> Result<Option<Source>> {
-    let g = model.graph();
-    let mut v = value.to_string();
+/// The float32 constant behind `value`, looking through Identity nodes: its name and where it lives.
+pub(crate) fn constant_behind(g: &GraphProto, ix: &GraphIndex, value: &str) -> Option<(String, Origin)> {
+    let float = Some(DataType::Float as i32);
+    let mut v = value;
     for _ in 0..16 {
-        if let Some(t) = ix.initializer(g, &v) {
-            if t.data_type != Some(DataType::Float as i32) {
-                return Ok(None);
-            }
-            let raw = model.tensor_bytes(t)?;
-            return Ok(Some(Source {
-                name: v,
-                origin: Origin::Initializer,
-                dims: t.dims.clone(),
-                values: tensor::to_f32(t, raw.as_ref())?,
-            }));
+        if let Some(t) = ix.initializer(g, v) {
+            return (t.data_type == float).then(|| (v.to_string(), Origin::Initializer));
         }
-        let Some(&(ni, _)) = ix.producer.get(&v) else {
-            return Ok(None);
-        };
+        let &(ni, _) = ix.producer.get(v)?;
         let n = &g.node[ni];
         match n.op() {
-            "Identity" => v = n.input[0].clone(),
+            "Identity" => v = n.input.first()?,
             "Constant" => {
-                let Some(t) = n.get_t("value")? else { return Ok(None) };
-                if t.data_type != Some(DataType::Float as i32) {
-                    return Ok(None);
-                }
-                return Ok(Some(Source {
-                    name: v,
-                    origin: Origin::Constant(ni),
-                    dims: t.dims.clone(),
-                    values: tensor::to_f32(t, None)?,
-                }));
+                let t = n.get_t("value").ok().flatten()?;
+                return (t.data_type == float).then(|| (v.to_string(), Origin::Constant(ni)));
             }
-            _ => return Ok(None),
+            _ => return None,
         }
     }
-    Ok(None)
+    None
+}
+
+/// Dims and values of the constant `name` found by [`constant_behind`].
+pub(crate) fn constant_values(model: &Model, name: &str, origin: &Origin) -> Result<(Vec<i64>, Vec<f32>)> {
+    let g = model.graph();
+    let t = match origin {
+        Origin::Initializer => g.initializer.iter().find(|t| t.name.as_deref() == Some(name)),
+        Origin::Constant(i) => g.node[*i].get_t("value")?,
+    }
+    .ok_or_else(|| GradError::Config(format!("constant '{name}' vanished")))?;
+    let raw = match origin {
+        Origin::Initializer => model.tensor_bytes(t)?,
+        Origin::Constant(_) => None,
+    };
+    Ok((t.dims.clone(), tensor::to_f32(t, raw.as_ref())?))
+}
+
+fn source_of(model: &Model, ix: &GraphIndex, value: &str) -> Result<Option<Source>> {
+    let Some((name, origin)) = constant_behind(model.graph(), ix, value) else {
+        return Ok(None);
+    };
+    let (dims, values) = constant_values(model, &name, &origin)?;
+    Ok(Some(Source {
+        name,
+        origin,
+        dims,
+        values,
+    }))
 }
 
 pub fn select(
@@ -89,8 +99,8 @@ pub fn select(
     let mut seen = HashSet::new();
     let mut sel = Selection::default();
     for n in &g.node {
-        let Some(rule) = reg.get(n.op()) else { continue };
-        for &slot in rule.param_slots {
+        let Some(spec) = reg.of(n) else { continue };
+        for &slot in spec.param_slots {
             let Some(inp) = n.input.get(slot).filter(|s| !s.is_empty()) else {
                 continue;
             };
@@ -107,8 +117,8 @@ pub fn select(
                 sel.trainable.push(src);
             }
         }
-        if bn_train && n.op() == "BatchNormalization" {
-            for (slot, kind) in [(3, StateKind::RunningMean), (4, StateKind::RunningVar)] {
+        if bn_train {
+            for &(slot, kind) in spec.state_slots {
                 let Some(inp) = n.input.get(slot) else { continue };
                 if let Some(src) = source_of(model, &ix, inp)?
                     && seen.insert(src.name.clone())

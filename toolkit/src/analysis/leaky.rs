@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use converters::Model;
 use converters::ir::attr::NodeExt;
 use converters::ir::build::{self, Attr, GraphBuilder};
+use converters::ops::Affine;
 use converters::proto::tensor_proto::DataType;
 use ndarray::{ArrayD, IxDyn};
 use rand::SeedableRng;
@@ -50,34 +51,6 @@ pub enum LeakyError {
     #[error("{model}: {reason}")]
     Graph { model: String, reason: String },
 }
-
-/// Ops that are non-affine in their data input and cannot be frozen by recording a choice.
-const NON_AFFINE: [&str; 24] = [
-    "Softmax",
-    "LogSoftmax",
-    "Sigmoid",
-    "Tanh",
-    "Clip",
-    "PRelu",
-    "Elu",
-    "Selu",
-    "Celu",
-    "HardSigmoid",
-    "HardSwish",
-    "Gelu",
-    "Erf",
-    "Exp",
-    "Log",
-    "Sqrt",
-    "Pow",
-    "Abs",
-    "Max",
-    "Min",
-    "GlobalMaxPool",
-    "ReduceMax",
-    "ReduceMin",
-    "LpNormalization",
-];
 
 /// The decomposition graph and the names needed to run it.
 #[derive(Debug, Clone)]
@@ -172,11 +145,13 @@ pub fn build_decomposition(model: &Model, alpha: Option<f32>) -> Result<Decompos
             continue;
         }
         let op = n.op();
-        if NON_AFFINE.contains(&op) {
-            return Err(not_affine(n, "remove it or end the analysed graph before it"));
-        }
-        if matches!(op, "Mul" | "Div" | "MatMul") && dep_inputs > 1 {
-            return Err(not_affine(n, "it multiplies two data-dependent tensors"));
+        // Ops the op table does not know are copied as they are.
+        match converters::ops::spec_of(n).map(|s| s.affine) {
+            Some(Affine::No) => return Err(not_affine(n, "remove it or end the analysed graph before it")),
+            Some(Affine::PerOperand) if dep_inputs > 1 => {
+                return Err(not_affine(n, "it multiplies two data-dependent tensors"));
+            }
+            _ => {}
         }
         for o in n.output.iter().filter(|o| !o.is_empty()) {
             dep.insert(o.clone());

@@ -9,32 +9,15 @@
 //! Frozen: dX = dY·γ/√(rv+ε), and γ/β still get gradients against the stored statistics.
 
 use crate::autodiff::cx::{BnMode, GradCx};
-use crate::autodiff::error::{Result, shape_err, unsupported};
-use crate::autodiff::info::ValInfo;
-use crate::autodiff::ops::common::{input_info, out0};
-use crate::autodiff::registry::{Grad, Rule};
+use crate::autodiff::error::{Result, unsupported};
+use crate::autodiff::ops::common::out0;
+use crate::autodiff::registry::{ForwardFn, Grad};
 use crate::ir::attr::NodeExt;
 use crate::ir::build::node;
 use crate::proto::NodeProto;
 
-pub const RULE: Rule = Rule {
-    op_type: "BatchNormalization",
-    infer,
-    grad: Grad::Rule(grad),
-    forward_train: Some(forward_train),
-    param_slots: &[1, 2],
-};
-
-fn infer(n: &NodeProto, ins: &[Option<&ValInfo>]) -> Result<Vec<ValInfo>> {
-    let x = input_info(n, ins, 0)?;
-    if n.output.iter().filter(|o| !o.is_empty()).count() > 1 || n.get_i("training_mode")?.unwrap_or(0) != 0 {
-        return Err(unsupported(n, "a training-mode BatchNormalization in the source model"));
-    }
-    if x.shape.len() < 2 {
-        return Err(shape_err(n, "input needs a channel axis"));
-    }
-    Ok(vec![ValInfo::float(x.shape.clone())])
-}
+pub const GRAD: Grad = Grad::Rule(grad);
+pub const FORWARD: ForwardFn = forward_train;
 
 struct Geo {
     axes: Vec<i64>,

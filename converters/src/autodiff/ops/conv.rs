@@ -6,47 +6,15 @@
 //! window by up to stride−1 and is sliced. dB = ΣdY over batch and space.
 
 use crate::autodiff::cx::{DwStrategy, GradCx};
-use crate::autodiff::error::{Result, shape_err};
-use crate::autodiff::info::ValInfo;
+use crate::autodiff::error::Result;
 use crate::autodiff::ops::common::Window;
-use crate::autodiff::ops::common::{input_info, out0, window};
-use crate::autodiff::registry::{Grad, Rule};
+use crate::autodiff::ops::common::{out0, window};
+use crate::autodiff::registry::Grad;
 use crate::ir::attr::NodeExt;
 use crate::ir::build::Attr;
 use crate::proto::NodeProto;
 
-pub const RULE: Rule = Rule {
-    op_type: "Conv",
-    infer,
-    grad: Grad::Rule(grad),
-    forward_train: None,
-    param_slots: &[1, 2],
-};
-
-fn infer(n: &NodeProto, ins: &[Option<&ValInfo>]) -> Result<Vec<ValInfo>> {
-    let x = input_info(n, ins, 0)?;
-    let w = input_info(n, ins, 1)?;
-    if x.shape.len() < 3 || w.shape.len() != x.shape.len() {
-        return Err(shape_err(
-            n,
-            format!("input {:?} and weight {:?} ranks differ", x.shape, w.shape),
-        ));
-    }
-    let group = n.get_i("group")?.unwrap_or(1);
-    if x.shape[1] != w.shape[1] * group || w.shape[0] % group != 0 {
-        return Err(shape_err(
-            n,
-            format!(
-                "{} input channels do not match weight {:?} with group {group}",
-                x.shape[1], w.shape
-            ),
-        ));
-    }
-    let win = window(n, &x.shape[2..], w.shape[2..].to_vec(), false)?;
-    let mut shape = vec![x.shape[0], w.shape[0]];
-    shape.extend(&win.output);
-    Ok(vec![ValInfo::float(shape)])
-}
+pub const GRAD: Grad = Grad::Rule(grad);
 
 fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Option<String>>> {
     let mut out = vec![None; n.input.len()];

@@ -3,48 +3,14 @@
 //!   dB = α·op(A)ᵀ·dY (transB=0) or α·dYᵀ·op(A) (transB=1);  dC = β·ΣdY over C's broadcast axes.
 
 use crate::autodiff::cx::GradCx;
-use crate::autodiff::error::{Result, shape_err};
-use crate::autodiff::info::ValInfo;
-use crate::autodiff::ops::common::{input_info, out0};
-use crate::autodiff::registry::{Grad, Rule};
+use crate::autodiff::error::Result;
+use crate::autodiff::ops::common::out0;
+use crate::autodiff::registry::Grad;
 use crate::ir::attr::NodeExt;
 use crate::ir::build::Attr;
 use crate::proto::NodeProto;
 
-pub const RULE: Rule = Rule {
-    op_type: "Gemm",
-    infer,
-    grad: Grad::Rule(grad),
-    forward_train: None,
-    param_slots: &[1, 2],
-};
-
-fn infer(n: &NodeProto, ins: &[Option<&ValInfo>]) -> Result<Vec<ValInfo>> {
-    let a = input_info(n, ins, 0)?;
-    let b = input_info(n, ins, 1)?;
-    if a.shape.len() != 2 || b.shape.len() != 2 {
-        return Err(shape_err(n, "Gemm needs 2-D operands"));
-    }
-    let ta = n.get_i("transA")?.unwrap_or(0) != 0;
-    let tb = n.get_i("transB")?.unwrap_or(0) != 0;
-    let (m, k) = if ta {
-        (a.shape[1], a.shape[0])
-    } else {
-        (a.shape[0], a.shape[1])
-    };
-    let (k2, nn) = if tb {
-        (b.shape[1], b.shape[0])
-    } else {
-        (b.shape[0], b.shape[1])
-    };
-    if k != k2 {
-        return Err(shape_err(
-            n,
-            format!("inner dims differ: {:?} vs {:?}", a.shape, b.shape),
-        ));
-    }
-    Ok(vec![ValInfo::float(vec![m, nn])])
-}
+pub const GRAD: Grad = Grad::Rule(grad);
 
 fn gemm(cx: &mut GradCx, base: &str, a: &str, b: &str, ta: bool, tb: bool, alpha: f32) -> String {
     cx.op(

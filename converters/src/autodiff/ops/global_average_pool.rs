@@ -1,29 +1,11 @@
 //! GlobalAveragePool: dX = Expand(dY / (H·W), X.shape).
 
 use crate::autodiff::cx::GradCx;
-use crate::autodiff::error::{Result, shape_err};
-use crate::autodiff::info::ValInfo;
-use crate::autodiff::ops::common::input_info;
-use crate::autodiff::registry::{Grad, Rule};
+use crate::autodiff::error::Result;
+use crate::autodiff::registry::Grad;
 use crate::proto::NodeProto;
 
-pub const RULE: Rule = Rule {
-    op_type: "GlobalAveragePool",
-    infer,
-    grad: Grad::Rule(grad),
-    forward_train: None,
-    param_slots: &[],
-};
-
-fn infer(n: &NodeProto, ins: &[Option<&ValInfo>]) -> Result<Vec<ValInfo>> {
-    let x = input_info(n, ins, 0)?;
-    if x.shape.len() < 3 {
-        return Err(shape_err(n, "needs spatial dims"));
-    }
-    let mut shape = x.shape[..2].to_vec();
-    shape.extend(std::iter::repeat_n(1, x.shape.len() - 2));
-    Ok(vec![ValInfo::float(shape)])
-}
+pub const GRAD: Grad = Grad::Rule(grad);
 
 fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Option<String>>> {
     let Some(dy) = dys[0].as_deref() else {

@@ -7,43 +7,15 @@
 
 use crate::autodiff::cx::GradCx;
 use crate::autodiff::error::{Result, shape_err, unsupported};
-use crate::autodiff::info::ValInfo;
-use crate::autodiff::ops::common::{Window, input_info, out0, window};
-use crate::autodiff::registry::{Grad, Rule};
-use crate::ir::attr::NodeExt;
+use crate::autodiff::ops::common::{Window, out0};
+use crate::autodiff::registry::Grad;
 use crate::ir::build::Attr;
 use crate::proto::NodeProto;
 
-pub const RULE: Rule = Rule {
-    op_type: "MaxPool",
-    infer,
-    grad: Grad::Rule(grad),
-    forward_train: None,
-    param_slots: &[],
-};
+pub const GRAD: Grad = Grad::Rule(grad);
 
 fn geometry(n: &NodeProto, xs: &[i64]) -> Result<Window> {
-    let kernel = n
-        .get_ints("kernel_shape")?
-        .ok_or_else(|| shape_err(n, "missing kernel_shape"))?;
-    let ceil = n.get_i("ceil_mode")?.unwrap_or(0) != 0;
-    window(n, &xs[2..], kernel, ceil)
-}
-
-fn infer(n: &NodeProto, ins: &[Option<&ValInfo>]) -> Result<Vec<ValInfo>> {
-    let x = input_info(n, ins, 0)?;
-    let w = geometry(n, &x.shape)?;
-    let mut shape = x.shape[..2].to_vec();
-    shape.extend(&w.output);
-    let mut outs = vec![ValInfo::float(shape.clone())];
-    if n.output.len() > 1 {
-        outs.push(ValInfo {
-            shape,
-            elem: crate::autodiff::info::INT64,
-            ints: None,
-        });
-    }
-    Ok(outs)
+    Ok(crate::ops::pool::pool_window(n, xs)?)
 }
 
 fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Option<String>>> {

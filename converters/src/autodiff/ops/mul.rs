@@ -2,17 +2,11 @@
 
 use crate::autodiff::cx::GradCx;
 use crate::autodiff::error::Result;
-use crate::autodiff::ops::common::{broadcast_all, out0};
-use crate::autodiff::registry::{Grad, Rule};
+use crate::autodiff::ops::common::out0;
+use crate::autodiff::registry::Grad;
 use crate::proto::NodeProto;
 
-pub const RULE: Rule = Rule {
-    op_type: "Mul",
-    infer: broadcast_all,
-    grad: Grad::Rule(grad),
-    forward_train: None,
-    param_slots: &[0, 1],
-};
+pub const GRAD: Grad = Grad::Rule(grad);
 
 fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Option<String>>> {
     let Some(dy) = dys[0].as_deref() else {

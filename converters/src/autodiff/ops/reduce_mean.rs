@@ -2,61 +2,12 @@
 //! dY reshaped to keep the reduced axes first when keepdims=0.
 
 use crate::autodiff::cx::GradCx;
-use crate::autodiff::error::{Result, shape_err, unsupported};
-use crate::autodiff::info::{ValInfo, norm_axis};
-use crate::autodiff::ops::common::input_info;
-use crate::autodiff::registry::{Grad, Rule};
-use crate::ir::attr::NodeExt;
+use crate::autodiff::error::Result;
+use crate::autodiff::registry::Grad;
+use crate::ops::reduce::reduced_axes;
 use crate::proto::NodeProto;
 
-pub const RULE: Rule = Rule {
-    op_type: "ReduceMean",
-    infer,
-    grad: Grad::Rule(grad),
-    forward_train: None,
-    param_slots: &[],
-};
-
-/// Reduced axes (sorted, non-negative) and keepdims.
-fn axes(n: &NodeProto, ins: &[Option<&ValInfo>], rank: usize) -> Result<(Vec<usize>, bool)> {
-    let keep = n.get_i("keepdims")?.unwrap_or(1) != 0;
-    let raw = match n.input.get(1).filter(|s| !s.is_empty()) {
-        Some(_) => input_info(n, ins, 1)?
-            .ints
-            .clone()
-            .ok_or_else(|| unsupported(n, "axes are not a build-time constant"))?,
-        None => n.get_ints("axes")?.unwrap_or_default(),
-    };
-    let mut ax: Vec<usize> = if raw.is_empty() {
-        if n.get_i("noop_with_empty_axes")?.unwrap_or(0) != 0 {
-            return Err(unsupported(n, "noop_with_empty_axes"));
-        }
-        (0..rank).collect()
-    } else {
-        raw.iter()
-            .map(|&a| norm_axis(a, rank).ok_or_else(|| shape_err(n, format!("axis {a} out of range"))))
-            .collect::<Result<_>>()?
-    };
-    ax.sort_unstable();
-    ax.dedup();
-    Ok((ax, keep))
-}
-
-fn infer(n: &NodeProto, ins: &[Option<&ValInfo>]) -> Result<Vec<ValInfo>> {
-    let x = input_info(n, ins, 0)?;
-    let (ax, keep) = axes(n, ins, x.shape.len())?;
-    let shape = x
-        .shape
-        .iter()
-        .enumerate()
-        .filter_map(|(i, &d)| match (ax.contains(&i), keep) {
-            (true, true) => Some(1),
-            (true, false) => None,
-            _ => Some(d),
-        })
-        .collect();
-    Ok(vec![ValInfo::float(shape)])
-}
+pub const GRAD: Grad = Grad::Rule(grad);
 
 fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Option<String>>> {
     let mut out = vec![None; n.input.len()];
@@ -68,9 +19,7 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
         return Ok(out);
     }
     let xs = cx.shape(n, x)?;
-    let infos: Vec<Option<ValInfo>> = n.input.iter().map(|i| cx.info.get(i).cloned()).collect();
-    let refs: Vec<Option<&ValInfo>> = infos.iter().map(Option::as_ref).collect();
-    let (ax, _) = axes(n, &refs, xs.len())?;
+    let (ax, _) = reduced_axes(n, &cx.infos(n), xs.len())?;
     let kept: Vec<i64> = xs
         .iter()
         .enumerate()

@@ -58,21 +58,6 @@ impl Layer {
     }
 }
 
-/// Add/Sum/Concat joining two or more computed tensors; shape-building Concats (Shape→Gather→Concat) are not.
-fn is_join(g: &GraphProto, ix: &GraphIndex, n: &NodeProto) -> bool {
-    if !matches!(n.op(), "Add" | "Sum" | "Concat") || !n.domain_str().is_empty() {
-        return false;
-    }
-    let computed: Vec<&NodeProto> = n
-        .input
-        .iter()
-        .filter(|i| !i.is_empty() && ix.constant(g, i).is_none())
-        .filter_map(|i| ix.producer_node(g, i))
-        .collect();
-    let shape_ops = ["Shape", "Gather", "Unsqueeze", "Cast", "Slice", "Constant"];
-    computed.len() >= 2 && !computed.iter().any(|p| shape_ops.contains(&p.op()))
-}
-
 fn layer_of(g: &GraphProto, ix: &GraphIndex, n: &NodeProto) -> Option<Layer> {
     let output = n.output.first().filter(|o| !o.is_empty())?.clone();
     let act_kind = act::classify(g, ix, n);
@@ -97,7 +82,7 @@ pub fn select_layers(model: &Model, select: &LayerSelect) -> Result<Vec<Layer>, 
             g.node
                 .iter()
                 .enumerate()
-                .filter(|(i, n)| slot_nodes.contains(i) || is_join(g, &ix, n))
+                .filter(|(i, n)| slot_nodes.contains(i) || slots::is_join(g, &ix, n))
                 .filter_map(|(_, n)| layer_of(g, &ix, n))
                 .collect()
         }

@@ -1,0 +1,18 @@
+//! Expand: dX = dY summed over the axes X was broadcast along.
+
+use crate::autodiff::cx::GradCx;
+use crate::autodiff::error::Result;
+use crate::autodiff::ops::common::out0;
+use crate::autodiff::registry::Grad;
+use crate::proto::NodeProto;
+
+pub const GRAD: Grad = Grad::Rule(grad);
+
+fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Option<String>>> {
+    let mut out = vec![None; n.input.len()];
+    if let Some(dy) = cx.first_input_dy(n, dys) {
+        let (ys, xs) = (cx.shape(n, out0(n))?, cx.shape(n, &n.input[0])?);
+        out[0] = Some(cx.reduce_to(dy, &ys, &xs));
+    }
+    Ok(out)
+}
