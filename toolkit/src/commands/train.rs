@@ -65,6 +65,9 @@ pub struct BenchTrainArgs {
     pub dw: String,
     #[arg(long, default_value = "cpu")]
     pub device: crate::runtime::Device,
+    /// Also write the train-step graph here (ONNX; time or profile it alone with `ratio bench FILE --profile`).
+    #[arg(long, value_name = "FILE")]
+    pub emit_graph: Option<std::path::PathBuf>,
 }
 
 /// `ratio bench-train`: one JSON record of train-step vs inference time and peak RSS.
@@ -83,7 +86,7 @@ pub fn run_bench(args: BenchTrainArgs) -> Result<ExitCode> {
         intra_threads: Some(args.threads),
         ..Default::default()
     };
-    let r = crate::train::bench::bench_train_step(&model, args.batch, args.iters, &rt, dw)?;
+    let r = crate::train::bench::bench_train_step(&model, args.batch, args.iters, &rt, dw, args.emit_graph.as_deref())?;
     println!("{}", serde_json::to_string_pretty(&r)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -22,5 +22,5 @@ pub use env::{ORT_LIBRARY, SETUP_HINT, check_library, ensure_ort, library_path, 
 pub use error::{Result, RuntimeError};
 pub use outputs::Outputs;
 pub use profile::{NodeTime, OpTime, ProfileSummary, ProviderTime, summarize_events, summarize_profile};
-pub use runner::{Prepared, Runner};
+pub use runner::{Prepared, RawF32, Runner};
 pub use spec::{ElemType, Feed, TensorSpec, check_feeds, fmt_dims};
