@@ -1,10 +1,16 @@
-//! Relu: dX = Where(Y > 0, dY, 0) (PyTorch's convention: zero gradient at 0).
+//! Relu: dX = dY · (Y > 0) (PyTorch's convention: zero gradient at 0).
+//!
+//! The mask is a Cast of the comparison and a Mul, not `Where(Y > 0, dY, 0)`: on ORT's CPU provider Where costs
+//! about 14 ms on a [128, 16, 32, 32] tensor against about 5 ms for Greater + Cast + Mul (measured with the
+//! profiler). The two differ only where dY is not finite, where the step is rejected anyway.
 
 use crate::autodiff::cx::GradCx;
 use crate::autodiff::error::Result;
 use crate::autodiff::ops::common::{out0, same_as_first};
 use crate::autodiff::registry::{Grad, Rule};
+use crate::ir::build::Attr;
 use crate::proto::NodeProto;
+use crate::proto::tensor_proto::DataType;
 
 pub const RULE: Rule = Rule {
     op_type: "Relu",
@@ -20,5 +26,16 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
     };
     let z = cx.scalar(0.0);
     let pos = cx.op("Greater", "relu_pos", &[out0(n), &z], vec![]);
-    Ok(vec![Some(cx.mask(&pos, dy))])
+    Ok(vec![Some(mask_by_mul(cx, &pos, dy))])
+}
+
+/// dY where `cond`, else 0, as dY · float(cond).
+fn mask_by_mul(cx: &mut GradCx, cond: &str, dy: &str) -> String {
+    let f = cx.op(
+        "Cast",
+        "relu_mask",
+        &[cond],
+        vec![("to", Attr::Int(DataType::Float as i64))],
+    );
+    cx.mul(dy, &f)
 }
