@@ -5,6 +5,7 @@
 # so that drift on a shared machine hits all three alike; wall time, CPU time and peak RSS are printed as medians
 # with the per-round paired ratios against graphsurgeon.
 # Usage: benches/scripts/convert_resnet50.sh [rounds=9]
+# RATIO_BASELINE=/path/to/older/ratio adds that binary's default and --no-check runs to each round (before/after).
 # Needs python3 with venv/pip: graphsurgeon runs in a throwaway venv (onnx + onnx-graphsurgeon from PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -48,6 +49,10 @@ for i in $(seq "$rounds"); do
   run default "$bin" convert "$work/r50.onnx" --ratio 2:1 -o "$work/out.onnx" --force
   run no-check "$bin" convert "$work/r50.onnx" --ratio 2:1 --no-check -o "$work/out.onnx" --force
   run graphsurgeon "$venv/bin/python" "$work/gs_remove.py" "$work/r50.onnx" "$work/gs.onnx"
+  if [ -n "${RATIO_BASELINE:-}" ]; then
+    run baseline-default "$RATIO_BASELINE" convert "$work/r50.onnx" --ratio 2:1 -o "$work/out.onnx" --force
+    run baseline-no-check "$RATIO_BASELINE" convert "$work/r50.onnx" --ratio 2:1 --no-check -o "$work/out.onnx" --force
+  fi
 done
 echo "load after $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$work/times" "$size" <<'EOF'
@@ -63,7 +68,7 @@ for name, v in by.items():
           f"cpu median {st.median(cpu):.3f} s, peak RSS median {st.median(rss) / 2**20:.1f} MiB "
           f"= {st.median(rss) / size:.2f}x the file  [{len(v)} rounds]")
 gs = by["graphsurgeon"]
-for name in ("default", "no-check"):
+for name in [n for n in by if n != "graphsurgeon"]:
     wall = [g[0] / r[0] for g, r in zip(gs, by[name])]
     cpu = [g[1] / r[1] for g, r in zip(gs, by[name])]
     print(f"graphsurgeon / ratio {name}: wall ratio median {st.median(wall):.2f}x "

@@ -1,8 +1,8 @@
 //! BatchNormalization, in training mode (batch statistics, running-stat updates) or frozen.
 //!
 //! Training forward: μ = mean(X), Xc = X − μ, σ² = ΣXc²/m (ReduceSumSquare, no squared tensor), and Y from an
-//! inference-mode BatchNormalization fed the batch μ and σ², which writes Y in one pass (instead of Xc·a, then
-//! + β). r = 1/√(σ²+ε) and a = γ·r are per-channel. The backward reuses Xc and per-channel factors instead of
+//! inference-mode BatchNormalization fed the batch μ and σ², which writes Y in one pass (instead of a Mul by a
+//! and an Add of β). r = 1/√(σ²+ε) and a = γ·r are per-channel. The backward reuses Xc and per-channel factors instead of
 //! materialising X̂ = Xc·r (fewer full-size passes):
 //!   s1 = Σ dY, s2 = Σ dY·Xc;  dβ = s1;  dγ = r·s2;  dX = a·dY − (Xc·c3 + c2),  c3 = a·r²·s2/m,  c2 = a·s1/m
 //! which is the usual dX = γr·(dY − mean(dY) − X̂·mean(dY·X̂)); the per-channel affine Xc·c3 + c2 is again one

@@ -1,9 +1,12 @@
 //! Attribute parsing shared by Conv and the pools, and small infer helpers shared by elementwise ops.
 
+use crate::autodiff::cx::GradCx;
 use crate::autodiff::error::{Result, shape_err, unsupported};
 use crate::autodiff::info::{ValInfo, broadcast};
 use crate::ir::attr::NodeExt;
+use crate::ir::build::Attr;
 use crate::proto::NodeProto;
+use crate::proto::tensor_proto::DataType;
 
 /// Spatial geometry of a Conv or pool, with auto_pad resolved to explicit pads.
 #[derive(Debug, Clone)]
@@ -130,4 +133,16 @@ pub fn broadcast_all(n: &NodeProto, ins: &[Option<&ValInfo>]) -> Result<Vec<ValI
 /// The output name of a single-output node, for base names of gradient values.
 pub fn out0(n: &NodeProto) -> &str {
     n.output.first().map(String::as_str).unwrap_or("")
+}
+
+/// `a` where `cond`, else 0, as a · float(cond): on ORT's CPU provider Greater/Equal + Cast + Mul runs about 3×
+/// faster than `Where(cond, a, 0)`. The two differ only where `a` is not finite.
+pub fn mask_by_mul(cx: &mut GradCx, cond: &str, a: &str) -> String {
+    let f = cx.op(
+        "Cast",
+        "g_maskf",
+        &[cond],
+        vec![("to", Attr::Int(DataType::Float as i64))],
+    );
+    cx.mul(a, &f)
 }

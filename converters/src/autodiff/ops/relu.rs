@@ -6,11 +6,9 @@
 
 use crate::autodiff::cx::GradCx;
 use crate::autodiff::error::Result;
-use crate::autodiff::ops::common::{out0, same_as_first};
+use crate::autodiff::ops::common::{mask_by_mul, out0, same_as_first};
 use crate::autodiff::registry::{Grad, Rule};
-use crate::ir::build::Attr;
 use crate::proto::NodeProto;
-use crate::proto::tensor_proto::DataType;
 
 pub const RULE: Rule = Rule {
     op_type: "Relu",
@@ -27,15 +25,4 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
     let z = cx.scalar(0.0);
     let pos = cx.op("Greater", "relu_pos", &[out0(n), &z], vec![]);
     Ok(vec![Some(mask_by_mul(cx, &pos, dy))])
-}
-
-/// dY where `cond`, else 0, as dY · float(cond).
-fn mask_by_mul(cx: &mut GradCx, cond: &str, dy: &str) -> String {
-    let f = cx.op(
-        "Cast",
-        "relu_mask",
-        &[cond],
-        vec![("to", Attr::Int(DataType::Float as i64))],
-    );
-    cx.mul(dy, &f)
 }
