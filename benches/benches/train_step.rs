@@ -22,7 +22,7 @@ fn main() {
         ("auto", DwStrategy::Auto),
         ("transposed_conv", DwStrategy::TransposedConv),
     ] {
-        let r = bench_train_step(&model, 128, iters, &rt, dw).expect("bench runs");
+        let r = bench_train_step(&model, 128, iters, &rt, dw, None).expect("bench runs");
         println!(
             "cpu_f32_resnet20_b128_t2_dw_{name}: {}",
             serde_json::to_string(&r).expect("json")

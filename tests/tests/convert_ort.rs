@@ -112,15 +112,19 @@ fn nonnegative(mut m: Model) -> Model {
     m
 }
 
-#[test]
-fn outputs_equal_where_removed_inputs_are_nonnegative() {
-    let base = Model::from_bytes(
+fn resnet20() -> Model {
+    Model::from_bytes(
         models::resnet20(&ModelConfig::default())
             .unwrap()
             .encode_to_vec()
             .into(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn outputs_equal_where_removed_inputs_are_nonnegative() {
+    let base = resnet20();
     let m = nonnegative(base.clone());
     let c = convert(&m, &policy("2:1", Scope::Block, Keep::Last), None).unwrap();
     let check = check_conversion(&m, &c.model, &c.plan, &cfg(), 4, 5).unwrap();
@@ -147,4 +151,97 @@ fn leaky_conversion_runs_in_ort() {
     let c = convert(&m, &p, None).unwrap();
     assert_eq!(c.model.graph().node.iter().filter(|n| n.op() == "LeakyRelu").count(), 1);
     check_conversion(&m, &c.model, &c.plan, &cfg(), 2, 0).unwrap();
+}
+
+/// `nonnegative` with every float initializer of more than one element also multiplied by `scale` (BN variances
+/// excepted, so the scale reaches the pre-activations): small scales keep every pre-activation in [0, 6], large
+/// ones push some above 6.
+fn nonnegative_scaled(m: Model, scale: f32) -> Model {
+    let mut m = nonnegative(m);
+    let vars: Vec<String> = m
+        .graph()
+        .node
+        .iter()
+        .filter(|n| n.op() == "BatchNormalization")
+        .map(|n| n.input[4].clone())
+        .collect();
+    for t in m.graph_mut().initializer.iter_mut() {
+        let name = t.name.clone().unwrap_or_default();
+        let v = tensor::to_f32(t, None).unwrap();
+        if v.len() > 1 && !vars.contains(&name) {
+            let new: Vec<f32> = v.iter().map(|x| x * scale).collect();
+            *t = tensor::from_f32(&name, &t.dims.clone(), &new);
+        }
+    }
+    m
+}
+
+fn relu6_model(scale: f32) -> (Model, converters::convert::Converted) {
+    let proto = models::patterns::mobilenet_v2_inverted_residual();
+    let m = nonnegative_scaled(Model::from_bytes(proto.encode_to_vec().into()).unwrap(), scale);
+    let p = Policy {
+        acts: vec![ActKind::Relu6],
+        protect_stem: false,
+        ..policy("2:1", Scope::Global, Keep::Last)
+    };
+    let c = convert(&m, &p, None).unwrap();
+    assert!(c.plan.changed().count() >= 1);
+    (m, c)
+}
+
+#[test]
+fn relu6_samples_qualify_only_inside_zero_to_six() {
+    // Every pre-activation in [0, 6]: removing Clip(0, 6) is the identity, so every sample qualifies and matches.
+    let (m, c) = relu6_model(0.05);
+    let check = check_conversion(&m, &c.model, &c.plan, &cfg(), 3, 2).unwrap();
+    assert_eq!(check.qualifying_samples, 3, "{check:?}");
+    assert!(check.max_abs_diff_qualifying.unwrap() <= 1e-4, "{check:?}");
+
+    // Pre-activations ≥ 0 but some above 6: the removed clips changed the function on those samples, so they
+    // must not qualify (counting only `< 0` as disqualifying failed this correct conversion).
+    let (m, c) = relu6_model(20.0);
+    let check = check_conversion(&m, &c.model, &c.plan, &cfg(), 3, 2).unwrap();
+    assert_eq!(check.qualifying_samples, 0, "{check:?}");
+    assert!(
+        check.max_abs_diff_all > 1e-3,
+        "the clips above 6 must matter: {check:?}"
+    );
+}
+
+#[test]
+fn broken_conversions_fail_the_check() {
+    let base = resnet20();
+    // Well-conditioned (pre-activations ≥ 0, outputs of order one), so every sample qualifies and any change to
+    // the function shows against the tolerance.
+    let m = nonnegative_scaled(base, 0.3);
+    let c = convert(&m, &policy("2:1", Scope::Block, Keep::Last), None).unwrap();
+    let ok = check_conversion(&m, &c.model, &c.plan, &cfg(), 2, 5).unwrap();
+    assert_eq!(ok.qualifying_samples, 2, "{ok:?}");
+
+    // Surgery that also bypassed a BatchNormalization (its consumer rewired to the BN's input).
+    let mut skipped = c.model.clone();
+    let g = skipped.graph_mut();
+    let bn = g.node.iter().find(|n| n.op() == "BatchNormalization").unwrap().clone();
+    for n in g.node.iter_mut() {
+        for i in n.input.iter_mut() {
+            if *i == bn.output[0] {
+                *i = bn.input[0].clone();
+            }
+        }
+    }
+    let e = check_conversion(&m, &skipped, &c.plan, &cfg(), 2, 5).unwrap_err();
+    assert!(format!("{e:#}").contains("outputs differ"), "{e:#}");
+
+    // Surgery that corrupted a weight.
+    let mut corrupted = c.model.clone();
+    let w = corrupted
+        .graph_mut()
+        .initializer
+        .iter_mut()
+        .rfind(|t| t.dims.len() == 4)
+        .unwrap();
+    let v: Vec<f32> = tensor::to_f32(w, None).unwrap().iter().map(|x| x * 1.5).collect();
+    *w = tensor::from_f32(&w.name.clone().unwrap(), &w.dims.clone(), &v);
+    let e = check_conversion(&m, &corrupted, &c.plan, &cfg(), 2, 5).unwrap_err();
+    assert!(format!("{e:#}").contains("outputs differ"), "{e:#}");
 }

@@ -33,20 +33,21 @@ impl Model {
         }
     }
 
-    /// Read and decode `path`. The file buffer is kept alive by the tensors that slice it.
+    /// Read and decode `path`. The file buffer is kept alive by the tensors that slice it. The sha256 is computed
+    /// while the file is read (a second thread hashes each chunk behind the reader), so a 100 MB model costs one
+    /// pass instead of a read and then a hash.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let data = std::fs::read(path).map_err(|error| IrError::Io {
+        let (data, sha) = read_hashed(path).map_err(|error| IrError::Io {
             path: path.to_path_buf(),
             error,
         })?;
-        let mut model = Self::from_bytes(Bytes::from(data)).map_err(|e| match e {
-            IrError::Decode { reason, .. } => IrError::Decode {
-                path: path.to_path_buf(),
-                reason,
-            },
-            other => other,
+        let proto = decode(Bytes::from(data)).map_err(|reason| IrError::Decode {
+            path: path.to_path_buf(),
+            reason,
         })?;
+        let mut model = Model::new(proto);
+        model.source_sha256 = Some(sha);
         model.path = Some(path.to_path_buf());
         model.store = ExternalStore::new(path.parent().map(Path::to_path_buf));
         external::check_locations(&model.proto, path)?;
@@ -136,9 +137,9 @@ impl Model {
             let data_path = path.with_file_name(&data_name);
             let (proto, blob) = self.store.externalize(&self.proto, &data_name, &self.display_name())?;
             write_atomic(&data_path, &blob)?;
-            write_atomic_with(path, |w| stream::write_model(&proto, w))
+            write_atomic_hashed_aside(path, |w| stream::write_model(&proto, w))
         } else {
-            write_atomic_with(path, |w| stream::write_model(&self.proto, w))
+            write_atomic_hashed_aside(path, |w| stream::write_model(&self.proto, w))
         }
     }
 
@@ -184,6 +185,40 @@ fn decode(data: Bytes) -> std::result::Result<ModelProto, String> {
     Ok(proto)
 }
 
+/// The whole file and its sha256 (hex), hashed chunk by chunk on a second thread as the reads complete.
+fn read_hashed(path: &Path) -> std::io::Result<(Vec<u8>, String)> {
+    use std::io::Read;
+    const CHUNK: usize = 4 << 20;
+    let mut file = std::fs::File::open(path)?;
+    let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
+    // Zeroed pages come lazily from the allocator, so this costs nothing until the reads fill them.
+    let mut buf = vec![0u8; len];
+    let hash = std::thread::scope(|s| -> std::io::Result<String> {
+        let (tx, rx) = std::sync::mpsc::channel::<&[u8]>();
+        let hasher = s.spawn(move || {
+            let mut h = Sha256::new();
+            for chunk in rx {
+                h.update(chunk);
+            }
+            hex::encode(h.finalize())
+        });
+        for chunk in buf.chunks_mut(CHUNK) {
+            file.read_exact(chunk)?;
+            if tx.send(chunk).is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        hasher
+            .join()
+            .map_err(|_| std::io::Error::other("hashing thread panicked"))
+    })?;
+    if file.read(&mut [0u8; 1])? != 0 {
+        return Err(std::io::Error::other("the file grew while it was read"));
+    }
+    Ok((buf, hash))
+}
+
 /// sha256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let data = std::fs::read(path).map_err(|error| IrError::Io {
@@ -200,6 +235,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<String> {
 
 /// Like [`write_atomic`], with the content produced by `fill`; returns the sha256 of the bytes written.
 pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<String> {
+    let mut hash = String::new();
+    write_atomic_inner(path, |file| {
+        let mut w = HashingWriter {
+            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+        };
+        fill(&mut w)?;
+        let HashingWriter { inner, hasher } = w;
+        hash = hex::encode(hasher.finalize());
+        inner.into_inner().map_err(|e| e.into_error())
+    })?;
+    Ok(hash)
+}
+
+/// The temp-file protocol: `fill` writes the temp file and hands it back; it is made durable, then renamed over
+/// `path`. On any error the temp file is removed and `path` is untouched.
+fn write_atomic_inner(path: &Path, fill: impl FnOnce(std::fs::File) -> std::io::Result<std::fs::File>) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -210,24 +262,57 @@ pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::
         path: path.to_path_buf(),
         error,
     };
-    let result = (|| -> std::io::Result<String> {
-        let file = std::fs::File::create(&tmp)?;
-        let mut w = HashingWriter {
-            inner: std::io::BufWriter::with_capacity(1 << 20, file),
-            hasher: Sha256::new(),
-        };
-        fill(&mut w)?;
-        let HashingWriter { inner, hasher } = w;
-        let file = inner.into_inner().map_err(|e| e.into_error())?;
+    let result = (|| -> std::io::Result<()> {
+        let file = fill(std::fs::File::create(&tmp)?)?;
         // Durable before the rename, so a crash leaves either the old file or the whole new one.
         file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        Ok(hex::encode(hasher.finalize()))
+        std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(io)
+}
+
+/// Like [`write_atomic_with`] for content that can be produced twice: `fill` runs once into the file and, at the
+/// same time on a second thread, once into the hasher, so hashing a 100 MB model overlaps writing it. `fill` must
+/// produce the same bytes both times (a serialization of an immutable model does).
+pub fn write_atomic_hashed_aside(
+    path: &Path,
+    fill: impl Fn(&mut dyn Write) -> std::io::Result<()> + Sync,
+) -> Result<String> {
+    let io = |error| IrError::Io {
+        path: path.to_path_buf(),
+        error,
+    };
+    std::thread::scope(|s| {
+        let hashed = s.spawn(|| -> std::io::Result<String> {
+            let mut w = HashingWriter {
+                inner: std::io::sink(),
+                hasher: Sha256::new(),
+            };
+            fill(&mut w)?;
+            Ok(hex::encode(w.hasher.finalize()))
+        });
+        let written = write_atomic_file(path, |w| fill(w));
+        let hash = hashed
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("hashing thread panicked")));
+        match (written, hash) {
+            (Ok(()), Ok(h)) => Ok(h),
+            (Err(e), _) => Err(e),
+            (Ok(()), Err(e)) => Err(io(e)),
+        }
+    })
+}
+
+/// Temp file + fsync + rename, without hashing.
+fn write_atomic_file(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    write_atomic_inner(path, |file| {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        fill(&mut w)?;
+        w.into_inner().map_err(|e| e.into_error())
+    })
 }
 
 struct HashingWriter<W> {

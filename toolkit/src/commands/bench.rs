@@ -263,13 +263,15 @@ fn model_info(r: &Runner) -> ModelInfo {
     }
 }
 
-/// Shape of `spec` for `batch`: a symbolic first dimension takes the batch; a static one must equal it.
-fn input_shape(model: &str, spec: &TensorSpec, batch: usize) -> anyhow::Result<Vec<usize>> {
+/// Shape of `spec` for `batch`: a symbolic first dimension takes the batch; a static one must equal it on the
+/// data input (`data`: the model's first input). Other static inputs keep their shapes, so a train-step graph
+/// (parameters and optimizer state as inputs) can be timed at its built batch.
+fn input_shape(model: &str, spec: &TensorSpec, batch: usize, data: bool) -> anyhow::Result<Vec<usize>> {
     let mut shape = Vec::with_capacity(spec.dims.len());
     for (i, d) in spec.dims.iter().enumerate() {
         match (i, d) {
             (0, None) => shape.push(batch),
-            (0, Some(b)) if *b == batch as i64 => shape.push(batch),
+            (0, Some(b)) if *b == batch as i64 || !data => shape.push(*b as usize),
             (0, Some(b)) => bail!(
                 "{model}: input '{}' {} has a static batch dimension of {b}; --batch {batch} cannot be used \
                  (re-export the model with a symbolic batch, or bench with --batch {b})",
@@ -293,8 +295,8 @@ fn random_inputs(r: &Runner, batch: usize, seed: u64) -> anyhow::Result<Prepared
     let mut f32s: Vec<(String, ArrayD<f32>)> = Vec::new();
     let mut f16s: Vec<(String, ArrayD<half::f16>)> = Vec::new();
     let mut i64s: Vec<(String, ArrayD<i64>)> = Vec::new();
-    for spec in r.inputs() {
-        let shape = IxDyn(&input_shape(r.name(), spec, batch)?);
+    for (i, spec) in r.inputs().iter().enumerate() {
+        let shape = IxDyn(&input_shape(r.name(), spec, batch, i == 0)?);
         match spec.elem {
             ElemType::F32 => f32s.push((spec.name.clone(), ArrayD::from_shape_fn(shape, |_| rng.random()))),
             ElemType::F16 => f16s.push((
@@ -577,18 +579,20 @@ mod tests {
     #[test]
     fn batch_fills_a_symbolic_first_dimension_only() {
         let s = spec(vec![None, Some(3), Some(8), Some(8)]);
-        assert_eq!(input_shape("m", &s, 32).unwrap(), vec![32, 3, 8, 8]);
+        assert_eq!(input_shape("m", &s, 32, true).unwrap(), vec![32, 3, 8, 8]);
         let fixed = spec(vec![Some(4), Some(3)]);
-        assert_eq!(input_shape("m", &fixed, 4).unwrap(), vec![4, 3]);
-        let e = input_shape("m.onnx", &fixed, 2).unwrap_err().to_string();
+        assert_eq!(input_shape("m", &fixed, 4, true).unwrap(), vec![4, 3]);
+        let e = input_shape("m.onnx", &fixed, 2, true).unwrap_err().to_string();
         assert!(
             e.contains("m.onnx: input 'x' [4,3] has a static batch dimension of 4; --batch 2"),
             "{e}"
         );
-        let e = input_shape("m.onnx", &spec(vec![None, None]), 1)
+        let e = input_shape("m.onnx", &spec(vec![None, None]), 1, true)
             .unwrap_err()
             .to_string();
         assert!(e.contains("symbolic dimension 1 besides the batch"), "{e}");
-        assert_eq!(input_shape("m", &spec(vec![]), 5).unwrap(), Vec::<usize>::new());
+        assert_eq!(input_shape("m", &spec(vec![]), 5, true).unwrap(), Vec::<usize>::new());
+        // A parameter input of a train-step graph keeps its static shape whatever the batch.
+        assert_eq!(input_shape("m", &fixed, 128, false).unwrap(), vec![4, 3]);
     }
 }

@@ -46,7 +46,8 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
 
 #[derive(Debug, clap::Args)]
 pub struct BenchTrainArgs {
-    /// Reference network from the `models` builders.
+    /// Reference network from the `models` builders, or an ONNX classifier file (`*.onnx`; then --size and
+    /// --channels are its own), e.g. one exported with the same weights as a PyTorch model to compare against.
     #[arg(long, default_value = "resnet20")]
     pub model: String,
     /// Input size (square) and channels, CIFAR-shaped by default.
@@ -65,6 +66,9 @@ pub struct BenchTrainArgs {
     pub dw: String,
     #[arg(long, default_value = "cpu")]
     pub device: crate::runtime::Device,
+    /// Also write the train-step graph here (ONNX; time or profile it alone with `ratio bench FILE --profile`).
+    #[arg(long, value_name = "FILE")]
+    pub emit_graph: Option<std::path::PathBuf>,
 }
 
 /// `ratio bench-train`: one JSON record of train-step vs inference time and peak RSS.
@@ -74,16 +78,21 @@ pub fn run_bench(args: BenchTrainArgs) -> Result<ExitCode> {
         "transposed" => converters::autodiff::DwStrategy::TransposedConv,
         other => anyhow::bail!("unknown --dw '{other}' (expected auto or transposed)"),
     };
-    let cfg = ModelConfig::new(args.channels, args.size, 10);
-    let proto = models::registry::by_name(&args.model, &cfg).with_context(|| format!("building {}", args.model))?;
-    let mut model = Model::new(proto);
-    model.path = Some(format!("{}({}x{}x{})", args.model, args.channels, args.size, args.size).into());
+    let model = if args.model.ends_with(".onnx") {
+        Model::load(&args.model)?
+    } else {
+        let cfg = ModelConfig::new(args.channels, args.size, 10);
+        let proto = models::registry::by_name(&args.model, &cfg).with_context(|| format!("building {}", args.model))?;
+        let mut model = Model::new(proto);
+        model.path = Some(format!("{}({}x{}x{})", args.model, args.channels, args.size, args.size).into());
+        model
+    };
     let rt = crate::runtime::RuntimeConfig {
         device: args.device,
         intra_threads: Some(args.threads),
         ..Default::default()
     };
-    let r = crate::train::bench::bench_train_step(&model, args.batch, args.iters, &rt, dw)?;
+    let r = crate::train::bench::bench_train_step(&model, args.batch, args.iters, &rt, dw, args.emit_graph.as_deref())?;
     println!("{}", serde_json::to_string_pretty(&r)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -26,5 +26,5 @@ pub use env::{
 pub use error::{Result, RuntimeError};
 pub use outputs::Outputs;
 pub use profile::{NodeTime, OpTime, ProfileSummary, ProviderTime, summarize_events, summarize_profile};
-pub use runner::{Prepared, Runner};
+pub use runner::{Prepared, RawF32, Runner};
 pub use spec::{ElemType, Feed, TensorSpec, check_feeds, check_feeds_except, fmt_dims};

@@ -38,6 +38,15 @@ impl std::fmt::Debug for Runner {
     }
 }
 
+/// A float32 tensor fed from little-endian bytes that ONNX Runtime reads in place, without a copy: a model's
+/// weights, sliced from the loaded file, fed as inputs. The bytes need not be 4-byte aligned (ONNX Runtime's CPU
+/// kernels load unaligned data), which is why this is not an `ArrayView<f32>`.
+pub struct RawF32<'a> {
+    pub name: &'a str,
+    pub dims: &'a [i64],
+    pub bytes: &'a [u8],
+}
+
 /// Feeds converted once into ONNX Runtime values, for loops that run the same inputs many times (benchmarks,
 /// repeated evaluation): no checks and no conversions per run.
 pub struct Prepared {
@@ -162,9 +171,25 @@ impl Runner {
 
     /// Run and fetch only `names` (all outputs when empty). Names are checked before ONNX Runtime is called.
     pub fn run_select(&mut self, feeds: &[(&str, Feed<'_>)], names: &[&str]) -> Result<Outputs> {
-        check_feeds(&self.inputs, feeds)?;
+        self.run_with_raw(feeds, &[], names)
+    }
+
+    /// Run with `raw` tensors fed in place next to the checked `feeds`, fetching `names` (all outputs when empty).
+    /// CPU only: the raw bytes are host memory.
+    pub fn run_with_raw(&mut self, feeds: &[(&str, Feed<'_>)], raw: &[RawF32<'_>], names: &[&str]) -> Result<Outputs> {
+        if raw.is_empty() {
+            check_feeds(&self.inputs, feeds)?;
+        } else {
+            let rest: Vec<TensorSpec> = self
+                .inputs
+                .iter()
+                .filter(|s| !raw.iter().any(|r| r.name == s.name))
+                .cloned()
+                .collect();
+            check_feeds(&rest, feeds)?;
+        }
         self.check_output_names(names)?;
-        let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(feeds.len());
+        let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(feeds.len() + raw.len());
         for (name, feed) in feeds {
             let v = feed_value(feed).map_err(|reason| RuntimeError::BadFeed {
                 name: name.to_string(),
@@ -173,6 +198,14 @@ impl Runner {
             })?;
             values.push((Cow::Borrowed(*name), v));
         }
+        for r in raw {
+            let v = raw_value(&self.inputs, r)?;
+            values.push((Cow::Borrowed(r.name), SessionInputValue::from(v)));
+        }
+        self.run_values(values, names)
+    }
+
+    fn run_values(&mut self, values: Vec<(Cow<'_, str>, SessionInputValue<'_>)>, names: &[&str]) -> Result<Outputs> {
         let model = self.name.clone();
         let run_err = |e: ort::Error| RuntimeError::Run {
             model: model.clone(),
@@ -214,19 +247,7 @@ impl Runner {
     pub fn run_prepared(&mut self, prepared: &Prepared, names: &[&str]) -> Result<Outputs> {
         self.check_output_names(names)?;
         let values = prepared_inputs(prepared);
-        let model = self.name.clone();
-        let run_err = |e: ort::Error| RuntimeError::Run {
-            model: model.clone(),
-            reason: e.to_string(),
-        };
-        if names.is_empty() {
-            let out = self.session.run(values).map_err(run_err)?;
-            collect_outputs(&self.name, out)
-        } else {
-            let opts = select_options(names).map_err(run_err)?;
-            let out = self.session.run_with_options(values, &opts).map_err(run_err)?;
-            collect_outputs(&self.name, out)
-        }
+        self.run_values(values, names)
     }
 
     /// Run prepared feeds, drop the outputs unread, and return the time spent inside ONNX Runtime's run call
@@ -315,6 +336,56 @@ fn feed_value<'v>(feed: &Feed<'v>) -> std::result::Result<SessionInputValue<'v>,
         Feed::F32(a) => one(a),
         Feed::F16(a) => one(a),
         Feed::I64(a) => one(a),
+    }
+}
+
+/// An ONNX Runtime tensor over `r.bytes`, checked against the input's spec; it must not outlive the bytes (the
+/// caller drops it within the run that borrows them).
+fn raw_value(inputs: &[TensorSpec], r: &RawF32<'_>) -> Result<DynValue> {
+    let bad = |expected: String, got: String| RuntimeError::BadFeed {
+        name: r.name.to_string(),
+        expected,
+        got,
+    };
+    let spec = inputs
+        .iter()
+        .find(|s| s.name == r.name)
+        .ok_or_else(|| bad("a model input".into(), "an unknown input name".into()))?;
+    let dims_ok = spec.elem == ElemType::F32
+        && spec.dims.len() == r.dims.len()
+        && spec.dims.iter().zip(r.dims).all(|(s, d)| s.is_none_or(|s| s == *d));
+    let n: i64 = r.dims.iter().product();
+    if !dims_ok || r.dims.iter().any(|&d| d < 0) || r.bytes.len() as i64 != n * 4 {
+        return Err(bad(
+            format!("{spec}"),
+            format!("f32 {:?} in {} bytes", r.dims, r.bytes.len()),
+        ));
+    }
+    let err = |e: ort::Error| bad("a tensor ONNX Runtime accepts".into(), e.to_string());
+    let info = ort::memory::MemoryInfo::new(
+        ort::memory::AllocationDevice::CPU,
+        0,
+        ort::memory::AllocatorType::Device,
+        ort::memory::MemoryType::Default,
+    )
+    .map_err(err)?;
+    let mut ptr: *mut ort::sys::OrtValue = std::ptr::null_mut();
+    // SAFETY: ONNX Runtime only reads the buffer (it is an input), whose length was checked above; the value is
+    // dropped before `r.bytes` is (see `run_with_raw`). The memory info is copied into the value.
+    unsafe {
+        use ort::AsPointer;
+        let status = (ort::api().CreateTensorWithDataAsOrtValue)(
+            info.ptr(),
+            r.bytes.as_ptr().cast_mut().cast(),
+            r.bytes.len(),
+            r.dims.as_ptr(),
+            r.dims.len(),
+            ort::sys::ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
+            &mut ptr,
+        );
+        ort::Error::result_from_status(status).map_err(err)?;
+        let ptr = std::ptr::NonNull::new(ptr).ok_or_else(|| bad("a tensor".into(), "a null value".into()))?;
+        Ok(DynValue::from_ptr(ptr, Some(&ort::memory::Allocator::default())))
     }
 }
 

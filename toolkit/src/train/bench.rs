@@ -68,6 +68,7 @@ pub fn bench_train_step(
     iters: usize,
     runtime: &RuntimeConfig,
     dw: DwStrategy,
+    emit_graph: Option<&std::path::Path>,
 ) -> Result<TrainBench> {
     let iters = iters.max(1);
     let cfg = TrainStepConfig {
@@ -81,6 +82,9 @@ pub fn bench_train_step(
         ..Default::default()
     };
     let step = build_train_step(model, &cfg)?;
+    if let Some(path) = emit_graph {
+        converters::Model::new(step.model.clone()).save(path, false)?;
+    }
     let shape: Vec<usize> = step.input_shape.iter().map(|&d| d as usize).collect();
     let k = step.num_classes;
     let nodes = step.model.graph.as_ref().map_or(0, |g| g.node.len());

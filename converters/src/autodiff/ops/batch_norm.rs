@@ -1,9 +1,12 @@
 //! BatchNormalization, in training mode (batch statistics, running-stat updates) or frozen.
 //!
-//! Training forward is decomposed as Xc = X − μ, r = 1/√(σ²+ε), a = γ·r, Y = Xc·a + β, and the backward
-//! reuses Xc and per-channel factors instead of materialising X̂ = Xc·r (fewer full-size passes):
-//!   s1 = Σ dY, s2 = Σ dY·Xc;  dβ = s1;  dγ = r·s2;  dX = a·dY − (a·s1/m + Xc·a·r²·s2/m)
-//! which is the usual dX = γr·(dY − mean(dY) − X̂·mean(dY·X̂)).
+//! Training forward: μ = mean(X), Xc = X − μ, σ² = ΣXc²/m (ReduceSumSquare, no squared tensor), and Y from an
+//! inference-mode BatchNormalization fed the batch μ and σ², which writes Y in one pass (instead of a Mul by a
+//! and an Add of β). r = 1/√(σ²+ε) and a = γ·r are per-channel. The backward reuses Xc and per-channel factors instead of
+//! materialising X̂ = Xc·r (fewer full-size passes):
+//!   s1 = Σ dY, s2 = Σ dY·Xc;  dβ = s1;  dγ = r·s2;  dX = a·dY − (Xc·c3 + c2),  c3 = a·r²·s2/m,  c2 = a·s1/m
+//! which is the usual dX = γr·(dY − mean(dY) − X̂·mean(dY·X̂)); the per-channel affine Xc·c3 + c2 is again one
+//! inference-mode BatchNormalization (mean 0, variance 1, ε = 0) instead of a Mul and an Add.
 //! Running statistics follow PyTorch: the variance is updated with the unbiased estimate σ²·m/(m−1) (the ONNX
 //! op's own training mode uses the biased one), weighted by the node's ONNX `momentum` (PyTorch's 1 − momentum).
 //! Frozen: dX = dY·γ/√(rv+ε), and γ/β still get gradients against the stored statistics.
@@ -13,7 +16,7 @@ use crate::autodiff::error::{Result, unsupported};
 use crate::autodiff::ops::common::out0;
 use crate::autodiff::registry::{ForwardFn, Grad};
 use crate::ir::attr::NodeExt;
-use crate::ir::build::node;
+use crate::ir::build::{Attr, node};
 use crate::proto::NodeProto;
 
 pub const GRAD: Grad = Grad::Rule(grad);
@@ -57,26 +60,29 @@ fn forward_train(cx: &mut GradCx, n: &NodeProto) -> Result<bool> {
     let y = out0(n).to_string();
     let mean = cx.reduce_mean(x, &g.axes, true);
     let xc = cx.op("Sub", &format!("{y}_xc"), &[x, &mean], vec![]);
-    let sq = cx.mul(&xc, &xc);
-    let var = cx.reduce_mean(&sq, &g.axes, true);
+    let sumsq = reduce_sum_square(cx, &xc, &g.axes);
+    let inv_m = cx.scalar(1.0 / g.m as f32);
+    let var = cx.mul(&sumsq, &inv_m);
     let e = cx.scalar(eps);
     let ve = cx.op("Add", &format!("{y}_ve"), &[&var, &e], vec![]);
     let sd = cx.op("Sqrt", &format!("{y}_sd"), &[&ve], vec![]);
     let r = cx.op("Reciprocal", &format!("{y}_r"), &[&sd], vec![]);
     let gamma = cx.reshape(scale, &g.bshape);
-    let beta = cx.reshape(bias, &g.bshape);
     let a = cx.mul(&gamma, &r);
-    let scaled = cx.mul(&xc, &a);
-    let name = cx.b.fresh(&format!("{y}/bn_train"));
-    cx.b.graph
-        .node
-        .push(node("Add", &name, &[&scaled, &beta], &[&y], vec![]));
+    let mean_c = cx.reshape(&mean, &[g.c]);
+    let var_c = cx.reshape(&var, &[g.c]);
+    affine_bn(
+        cx,
+        &format!("{y}/bn_train"),
+        x,
+        [scale, bias, &mean_c, &var_c],
+        eps,
+        Some(&y),
+    );
 
     let keep = cx.scalar(momentum);
     let take = cx.scalar(1.0 - momentum);
     let unbiased = cx.scalar(g.m as f32 / (g.m - 1) as f32);
-    let mean_c = cx.reshape(&mean, &[g.c]);
-    let var_c = cx.reshape(&var, &[g.c]);
     let var_u = cx.mul(&var_c, &unbiased);
     for (stat, batch) in [(rm, mean_c), (rv, var_u)] {
         let old = cx.mul(stat, &keep);
@@ -86,6 +92,43 @@ fn forward_train(cx: &mut GradCx, n: &NodeProto) -> Result<bool> {
     }
     cx.saved.insert(y, vec![xc, r, a]);
     Ok(true)
+}
+
+/// Σ x² over `axes`, keeping dims, in the form the opset wants (axes attribute before 18, input from 18).
+fn reduce_sum_square(cx: &mut GradCx, x: &str, axes: &[i64]) -> String {
+    let keep = ("keepdims", Attr::Int(1));
+    if cx.opset >= 18 {
+        let a = cx.ints(axes);
+        cx.op("ReduceSumSquare", "sumsq", &[x, &a], vec![keep])
+    } else {
+        cx.op(
+            "ReduceSumSquare",
+            "sumsq",
+            &[x],
+            vec![("axes", Attr::Ints(axes.to_vec())), keep],
+        )
+    }
+}
+
+/// An inference-mode BatchNormalization: (x − mean)/√(var + ε)·scale + bias per channel in one pass over x, written
+/// to `out` when given.
+fn affine_bn(cx: &mut GradCx, base: &str, x: &str, params: [&str; 4], eps: f32, out: Option<&str>) -> String {
+    let [scale, bias, mean, var] = params;
+    let attrs = vec![("epsilon", Attr::Float(eps))];
+    match out {
+        Some(y) => {
+            let name = cx.b.fresh(base);
+            cx.b.graph.node.push(node(
+                "BatchNormalization",
+                &name,
+                &[x, scale, bias, mean, var],
+                &[y],
+                attrs,
+            ));
+            y.to_string()
+        }
+        None => cx.op("BatchNormalization", base, &[x, scale, bias, mean, var], attrs),
+    }
 }
 
 fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Option<String>>> {
@@ -110,8 +153,12 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
             let ar2s2 = cx.mul(&ar2, &s2);
             let c3 = cx.mul(&ar2s2, &inv_m);
             let t1 = cx.mul(dy, a);
-            let t2 = cx.mul(xc, &c3);
-            let t3 = cx.op("Add", &format!("{y}_dxb"), &[&t2, &c2], vec![]);
+            let (c3, c2) = (cx.reshape(&c3, &[g.c]), cx.reshape(&c2, &[g.c]));
+            let (zero, one) = (
+                cx.tensor("bn_zero", &[g.c], &vec![0.0; g.c as usize]),
+                cx.tensor("bn_one", &[g.c], &vec![1.0; g.c as usize]),
+            );
+            let t3 = affine_bn(cx, &format!("{y}_dxb"), xc, [&c3, &c2, &zero, &one], 0.0, None);
             out[0] = Some(cx.op("Sub", &format!("{y}_dx"), &[&t1, &t3], vec![]));
         }
         if cx.needs(scale) {

@@ -3,11 +3,14 @@
 //! MaxPool-with-Indices plus ScatterElements is ~24× slower than plain MaxPool on ORT CPU, so for each kernel
 //! offset (i, j) the rule takes the strided window sample of the −inf-padded input, compares it with Y, keeps
 //! only the first maximum in row-major window order (PyTorch's tie rule), and places the masked dY back at the
-//! sampled positions (zero-interleave by reshape + pad). Overlapping windows accumulate, as they must.
+//! sampled positions. Overlapping windows accumulate, as they must. The placing is one grouped ConvTranspose of the
+//! kh·kw masked copies of dY stacked per channel, with one-hot kernels (each copy lands at its offset, strided, and
+//! the copies add up); a 3×3/2 pool of a [16, 64, 112, 112] input took ~3 s of a ResNet-18 step as nine rounds of
+//! zero-interleaving 6-D Pads. Windows that run past the padded input (ceil_mode) still go through the pads.
 
 use crate::autodiff::cx::GradCx;
 use crate::autodiff::error::{Result, shape_err, unsupported};
-use crate::autodiff::ops::common::{Window, out0};
+use crate::autodiff::ops::common::{Window, mask_by_mul, out0};
 use crate::autodiff::registry::Grad;
 use crate::ir::build::Attr;
 use crate::proto::NodeProto;
@@ -52,8 +55,12 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
         x.to_string()
     };
     let y = out0(n).to_string();
+    let oph = h + pt + pb - need_h;
+    let opw = wd + pl + pr - need_w;
+    let by_conv = (0..sh.max(dh)).contains(&oph) && (0..sw.max(dw)).contains(&opw);
     let mut taken: Option<String> = None;
     let mut acc: Option<String> = None;
+    let mut parts: Vec<String> = Vec::new();
     for i in 0..w.kernel[0] {
         for j in 0..w.kernel[1] {
             let (oh, ow) = (i * dh, j * dw);
@@ -77,13 +84,20 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
                     m
                 }
             };
-            let part = cx.mask(&m, dy);
+            let part = mask_by_mul(cx, &m, dy);
+            if by_conv {
+                parts.push(cx.reshape(&part, &[nb, c, 1, ho, wo]));
+                continue;
+            }
             let placed = place(cx, &part, [nb, c, ho, wo], [sh, sw], [oh, ow], [hp, wp]);
             acc = Some(match acc {
                 None => placed,
                 Some(a) => cx.op("Add", "mp_acc", &[&a, &placed], vec![]),
             });
         }
+    }
+    if by_conv {
+        return Ok(vec![Some(place_by_conv(cx, &parts, &xs, &w, [oph, opw]))]);
     }
     let acc = acc.ok_or_else(|| shape_err(n, "empty kernel"))?;
     let dx = if hp != h || wp != wd {
@@ -125,7 +139,7 @@ fn tiled(cx: &mut GradCx, n: &NodeProto, xs: &[i64], w: &Window, dy: &str) -> St
     let first_cum = cx.op("Equal", "mp_first_cum", &[&cum, &one], vec![]);
     let first = cx.op("And", "mp_first", &[&eq, &first_cum], vec![]);
     let dy5 = cx.reshape(dy, &[nb, c, ho, wo, 1]);
-    let routed = cx.mask(&first, &dy5);
+    let routed = mask_by_mul(cx, &first, &dy5);
     let r6 = cx.reshape(&routed, &[nb, c, ho, wo, kh, kw]);
     let back = cx.op(
         "Transpose",
@@ -139,6 +153,38 @@ fn tiled(cx: &mut GradCx, n: &NodeProto, xs: &[i64], w: &Window, dy: &str) -> St
     } else {
         dxc
     }
+}
+
+/// dX = Σ_k scatter(part_k) in one op: the parts [N, C, 1, Ho, Wo] (kernel offsets in row-major order) stacked to
+/// [N, C·K, Ho, Wo] and ConvTransposed with group C and the one-hot kernel of each offset, under the pool's strides,
+/// dilations and pads (`op`: the output_padding that restores the input size).
+fn place_by_conv(cx: &mut GradCx, parts: &[String], xs: &[i64], w: &Window, op: [i64; 2]) -> String {
+    let (nb, c) = (xs[0], xs[1]);
+    let (kh, kw) = (w.kernel[0], w.kernel[1]);
+    let k = kh * kw;
+    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let stacked = cx.op("Concat", "mp_parts", &refs, vec![("axis", Attr::Int(2))]);
+    let stacked = cx.reshape(&stacked, &[nb, c * k, w.output[0], w.output[1]]);
+    let mut one_hot = vec![0f32; (c * k * k) as usize];
+    for ch in 0..c {
+        for o in 0..k {
+            one_hot[((ch * k + o) * k + o) as usize] = 1.0;
+        }
+    }
+    let kernel = cx.tensor("mp_place", &[c * k, 1, kh, kw], &one_hot);
+    cx.op(
+        "ConvTranspose",
+        "mp_dx",
+        &[&stacked, &kernel],
+        vec![
+            ("group", Attr::Int(c)),
+            ("kernel_shape", Attr::Ints(w.kernel.clone())),
+            ("strides", Attr::Ints(w.strides.clone())),
+            ("dilations", Attr::Ints(w.dilations.clone())),
+            ("pads", Attr::Ints(w.pads.clone())),
+            ("output_padding", Attr::Ints(op.to_vec())),
+        ],
+    )
 }
 
 /// Scatter `v` [N,C,Ho,Wo] to rows off_h + s_h·p and columns off_w + s_w·q of a zero [N,C,Hp,Wp] tensor.
