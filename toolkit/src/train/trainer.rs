@@ -111,6 +111,9 @@ pub struct RunIdentity {
     pub residency: Residency,
     pub train_acc_every: u64,
     pub trainable_params: usize,
+    /// What the train-step builder changed so the export trains (static batch rewritten, exporter-tied tensors
+    /// untied), one line per kind; empty when the model trains as it is.
+    pub adaptations: Vec<String>,
     pub threads: Option<usize>,
     pub provenance: Provenance,
 }
@@ -237,6 +240,7 @@ impl Plan {
             residency: opts.residency,
             train_acc_every: opts.train_acc_every,
             trainable_params: step.num_params(),
+            adaptations: converters::autodiff::summarize(&step.adaptations),
             threads: opts.runtime.intra_threads,
             provenance: Provenance::collect(opts.runtime.device)?,
         };
@@ -373,6 +377,10 @@ fn finish_epoch(
 /// Run the loop. Nothing is written before every input has been checked.
 pub fn train(model: &Model, data: &SampleSet, val: &SampleSet, opts: &TrainOptions) -> Result<TrainOutcome> {
     let plan = Plan::new(model, data, val, opts)?;
+    // Said even without progress output: these change what is trained, and the user should know.
+    for line in &plan.identity.adaptations {
+        eprintln!("adapted for training: {line}");
+    }
     let t0 = Instant::now();
     // The session is created before any output exists, so a bad device or graph leaves nothing behind.
     let graph = opts.emit_graph.as_ref().map(|_| plan.step.model.clone());
