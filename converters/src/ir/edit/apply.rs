@@ -24,6 +24,8 @@ struct Staged {
     initializers: Vec<TensorProto>,
     inputs: Vec<ValueInfoProto>,
     outputs: Vec<ValueInfoProto>,
+    /// `outputs` replaces the graph outputs instead of extending them.
+    replace_outputs: bool,
     drop_if_unused: HashSet<String>,
     /// Values whose value_info no longer describes them.
     stale: HashSet<String>,
@@ -263,12 +265,28 @@ impl Patch {
         let nodes = stable_topological(nodes)
             .map_err(|node| reject(format!("the patch makes a cycle through node '{node}'")))?;
 
+        let replace_outputs = self.set_outputs.is_some();
+        let outputs = match self.set_outputs {
+            None => self.outputs,
+            Some(names) => names
+                .iter()
+                .map(|name| {
+                    let mut known = g.output.iter().chain(&g.value_info).chain(&self.outputs);
+                    let vi = known.find(|v| v.name.as_deref() == Some(name.as_str()));
+                    vi.cloned().unwrap_or_else(|| ValueInfoProto {
+                        name: Some(name.clone()),
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+        };
         let staged = Staged {
+            replace_outputs,
             nodes,
             output_renames,
             initializers: self.initializers,
             inputs: self.inputs,
-            outputs: self.outputs,
+            outputs,
             drop_if_unused: self.drop_if_unused.into_iter().collect(),
             stale,
             clear_value_info: self.clear_value_info,
@@ -301,7 +319,11 @@ impl Staged {
                 });
             }
         }
-        let mut outputs = g.output.clone();
+        let mut outputs = if self.replace_outputs {
+            Vec::new()
+        } else {
+            g.output.clone()
+        };
         for o in outputs.iter_mut() {
             if let Some(to) = o.name.as_ref().and_then(|n| self.output_renames.get(n)) {
                 o.name = Some(to.clone());
@@ -341,6 +363,9 @@ impl Staged {
             }
         }
         g.input.extend(self.inputs);
+        if self.replace_outputs {
+            g.output.clear();
+        }
         for o in g.output.iter_mut() {
             if let Some(to) = o.name.as_ref().and_then(|n| self.output_renames.get(n)) {
                 o.name = Some(to.clone());

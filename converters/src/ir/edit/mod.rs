@@ -10,7 +10,8 @@
 //! - [`retarget`](Patch::retarget) the readers of one value to another,
 //! - [`set_initializer`](Patch::set_initializer), [`set_constant`](Patch::set_constant),
 //!   [`drop_if_unused`](Patch::drop_if_unused) initializers,
-//! - [`add_input`](Patch::add_input) / [`add_output`](Patch::add_output) graph inputs and outputs.
+//! - [`add_input`](Patch::add_input) / [`add_output`](Patch::add_output) graph inputs and outputs, or
+//!   [`set_outputs`](Patch::set_outputs) to choose them.
 //!
 //! `apply` rewires consumers (subgraph references too), keeps graph output names (a shunted or retargeted graph
 //! output is kept by name unless [`retarget_outputs`](Patch::retarget_outputs) opts in), places new nodes in a
@@ -46,6 +47,7 @@ pub struct Patch {
     drop_if_unused: Vec<String>,
     inputs: Vec<ValueInfoProto>,
     outputs: Vec<ValueInfoProto>,
+    set_outputs: Option<Vec<String>>,
     clear_value_info: bool,
     /// Why, for audit trails (`--plan`, provenance).
     pub context: Vec<String>,
@@ -68,6 +70,7 @@ impl Patch {
             && self.drop_if_unused.is_empty()
             && self.inputs.is_empty()
             && self.outputs.is_empty()
+            && self.set_outputs.is_none()
             && !self.clear_value_info
     }
 
@@ -157,6 +160,13 @@ impl Patch {
 
     pub fn add_output(&mut self, vi: ValueInfoProto) -> &mut Self {
         self.outputs.push(vi);
+        self
+    }
+
+    /// The graph outputs become exactly `names`, in order (an explicit opt-in: the old outputs are no longer
+    /// outputs). A name that was an output keeps its type; others are typed from value_info or left untyped.
+    pub fn set_outputs(&mut self, names: &[String]) -> &mut Self {
+        self.set_outputs = Some(names.to_vec());
         self
     }
 

@@ -312,3 +312,20 @@ fn an_empty_patch_changes_nothing() {
     Patch::new().apply(&mut edited).unwrap();
     assert_eq!(edited.encode_to_vec(), g.encode_to_vec());
 }
+
+#[test]
+fn set_outputs_chooses_the_outputs_and_keeps_known_types() {
+    let mut g = chain();
+    let mut p = Patch::new();
+    p.set_outputs(&["c".to_string(), "y".to_string()]);
+    p.apply(&mut g).unwrap();
+    assert_valid(&g);
+    assert_eq!(outputs(&g), vec!["c", "y"]);
+    assert_eq!(build::value_info_dims(&g.output[0]), Some(vec![Some(1)]));
+    assert_eq!(build::value_info_dims(&g.output[1]).map(|d| d.len()), Some(4));
+
+    let g = chain();
+    let mut p = Patch::new();
+    p.set_outputs(&["nope".to_string()]);
+    assert!(rejected(&g, p).contains("'nope' is never produced"));
+}
