@@ -124,13 +124,21 @@ pub fn spawn(
     preset: Arc<Preset>,
     cfg: LoaderConfig,
 ) -> (Receiver<Result<Batch, LoadError>>, JoinHandle<()>) {
-    let (tx, rx) = sync_channel(cfg.prefetch.max(1));
     let n = cfg.samples(ds.as_ref());
+    spawn_indices(ds, preset, (0..n).collect(), cfg)
+}
+
+/// [`spawn`] over the samples at `indices`, in that order (`cfg.limit` is not applied).
+pub fn spawn_indices(
+    ds: Arc<dyn Dataset>,
+    preset: Arc<Preset>,
+    indices: Vec<usize>,
+    cfg: LoaderConfig,
+) -> (Receiver<Result<Batch, LoadError>>, JoinHandle<()>) {
+    let (tx, rx) = sync_channel(cfg.prefetch.max(1));
     let handle = std::thread::spawn(move || {
-        let step = cfg.batch.max(1);
-        for start in (0..n).step_by(step) {
-            let idx: Vec<usize> = (start..(start + step).min(n)).collect();
-            let b = load_batch(ds.as_ref(), &preset, &idx, cfg.on_corrupt);
+        for idx in indices.chunks(cfg.batch.max(1)) {
+            let b = load_batch(ds.as_ref(), &preset, idx, cfg.on_corrupt);
             let stop = b.is_err();
             // A closed receiver means the consumer gave up; stop decoding.
             if tx.send(b).is_err() || stop {
