@@ -62,13 +62,6 @@ pub struct CalibrateArgs {
     pub threads: usize,
 }
 
-/// What to calibrate on, for `ratio convert --calibrate-data`.
-#[derive(Debug, Clone)]
-pub struct CalibrateRequest {
-    pub spec: SampleSpec,
-    pub method: Method,
-}
-
 impl CalibrateArgs {
     fn options(&self) -> CalibrateOptions {
         CalibrateOptions {
@@ -217,17 +210,34 @@ pub fn run(args: CalibrateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Calibrate a model `ratio convert` just produced (in memory, to be written to `output`) against its source.
-pub fn calibrate_converted(source: &Model, converted: Model, output: &Path, req: &CalibrateRequest) -> Result<Model> {
+/// `ratio convert --calibrate-data`: calibrate the model just converted (in memory, to be written to `output`)
+/// against its source; without the flag the model passes through unchanged.
+pub fn after_convert(
+    args: &super::convert::ConvertArgs,
+    source: &Model,
+    converted: Model,
+    output: &Path,
+) -> Result<Model> {
+    let Some(data) = &args.calibrate_data else {
+        return Ok(converted);
+    };
+    let policy_preset = args.preset.as_deref().filter(|p| *p != "erase-last");
+    let Some(preset) = args.calibrate_preset.as_deref().or(policy_preset) else {
+        bail!("--calibrate-data needs --calibrate-preset P (a preprocessing preset such as mnist)");
+    };
+    let spec = SampleSpec {
+        data: data.clone(),
+        preset: preset.to_string(),
+        samples: args.calibrate_samples,
+        eval_samples: None,
+        batch: 250,
+    };
     let mut converted = converted;
     converted.path = Some(output.to_path_buf());
-    let mut data = CalibData::open(&req.spec)?;
-    let opts = CalibrateOptions {
-        method: req.method,
-        ..CalibrateOptions::default()
-    };
-    let mut done: Calibrated = calibrate(&converted, Some(source), &mut data, &opts)?;
-    record_metadata(&mut done.model, &data, req.method, source.source_sha256.as_deref());
+    let mut data = CalibData::open(&spec)?;
+    let opts = CalibrateOptions::default();
+    let mut done = calibrate(&converted, Some(source), &mut data, &opts)?;
+    record_metadata(&mut done.model, &data, opts.method, source.source_sha256.as_deref());
     eprint!("{}", render_stages(&done, &data));
     done.model.path = None;
     Ok(done.model)
