@@ -52,19 +52,51 @@ impl Moments {
 
     /// Add one batch; `y` and `t` have the same shape, channels on `axis`.
     pub fn push(&mut self, y: &ArrayD<f32>, t: &ArrayD<f32>, axis: usize) {
+        self.add(y, Some(t), axis);
+    }
+
+    /// Add one batch of `y` alone (for [`Moments::mean_var`]).
+    pub fn observe(&mut self, y: &ArrayD<f32>, axis: usize) {
+        self.add(y, None, axis);
+    }
+
+    /// Per-channel mean and (biased) variance of y.
+    pub fn mean_var(&self) -> (Vec<f64>, Vec<f64>) {
+        let n = self.n.max(1.0);
+        let mean: Vec<f64> = self.sy.iter().map(|s| s / n).collect();
+        let var = self
+            .syy
+            .iter()
+            .zip(&mean)
+            .map(|(s, m)| (s / n - m * m).max(0.0))
+            .collect();
+        (mean, var)
+    }
+
+    fn add(&mut self, y: &ArrayD<f32>, t: Option<&ArrayD<f32>>, axis: usize) {
         let c = self.sy.len();
         let sums: Vec<[f64; 5]> = (0..c)
             .into_par_iter()
             .map(|k| {
-                let (yk, tk) = (y.index_axis(Axis(axis), k), t.index_axis(Axis(axis), k));
+                let yk = y.index_axis(Axis(axis), k);
                 let mut s = [0.0f64; 5];
-                for (&a, &b) in yk.iter().zip(tk.iter()) {
-                    let (a, b) = (a as f64, b as f64);
-                    s[0] += a;
-                    s[1] += a * a;
-                    s[2] += b;
-                    s[3] += b * b;
-                    s[4] += a * b;
+                match t {
+                    Some(t) => {
+                        for (&a, &b) in yk.iter().zip(t.index_axis(Axis(axis), k).iter()) {
+                            let (a, b) = (a as f64, b as f64);
+                            s[0] += a;
+                            s[1] += a * a;
+                            s[2] += b;
+                            s[3] += b * b;
+                            s[4] += a * b;
+                        }
+                    }
+                    None => {
+                        for &a in yk.iter() {
+                            s[0] += a as f64;
+                            s[1] += (a as f64) * (a as f64);
+                        }
+                    }
                 }
                 s
             })

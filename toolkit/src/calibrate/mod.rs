@@ -16,6 +16,7 @@ pub mod layers;
 pub mod linear;
 pub mod measure;
 pub mod refit;
+pub mod reinsert;
 pub mod rows;
 pub mod samples;
 

@@ -12,4 +12,4 @@ pub mod session;
 pub mod trainer;
 
 pub use session::{StepOut, StepSession};
-pub use trainer::{TrainOptions, TrainOutcome, train};
+pub use trainer::{ExportHook, TrainOptions, TrainOutcome, train};

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -25,7 +26,11 @@ use crate::train::eval::{accuracy, argmax_rows};
 use crate::train::schedule::{Schedule, ScheduleKind};
 use crate::train::session::StepSession;
 
-#[derive(Debug, Clone)]
+/// A rewrite applied to every inference model the loop writes (`best.onnx`, `model.onnx`). `ratio finetune --bn
+/// reinsert` folds its inserted BatchNormalization back into the convolutions with it.
+pub type ExportHook = Arc<dyn Fn(&Model) -> Result<Model> + Send + Sync>;
+
+#[derive(Clone)]
 pub struct TrainOptions {
     pub epochs: u64,
     pub batch: usize,
@@ -51,6 +56,7 @@ pub struct TrainOptions {
     pub resume: Option<PathBuf>,
     pub emit_graph: Option<PathBuf>,
     pub progress: bool,
+    pub export: Option<ExportHook>,
 }
 
 impl TrainOptions {
@@ -77,6 +83,7 @@ impl TrainOptions {
             resume: None,
             emit_graph: None,
             progress: true,
+            export: None,
         }
     }
 }
@@ -386,7 +393,7 @@ pub fn train(model: &Model, data: &TensorSet, val: &TensorSet, opts: &TrainOptio
         checkpoint::save(&last_ckpt, &header, &sess.state)?;
         if improved {
             checkpoint::save(&best_ckpt, &header, &sess.state)?;
-            save_model(&inference, &best_model_path, &identity, val_acc, epoch + 1)?;
+            save_model(&inference, &best_model_path, &identity, val_acc, epoch + 1, opts)?;
         }
         writeln!(
             metrics,
@@ -412,6 +419,7 @@ pub fn train(model: &Model, data: &TensorSet, val: &TensorSet, opts: &TrainOptio
         &identity,
         final_acc,
         end_epoch.max(start_epoch),
+        opts,
     )?;
     Ok(TrainOutcome {
         identity,
@@ -426,8 +434,11 @@ pub fn train(model: &Model, data: &TensorSet, val: &TensorSet, opts: &TrainOptio
     })
 }
 
-fn save_model(m: &Model, path: &Path, id: &RunIdentity, val_acc: f64, epochs: u64) -> Result<()> {
-    let mut m = m.clone();
+fn save_model(m: &Model, path: &Path, id: &RunIdentity, val_acc: f64, epochs: u64, opts: &TrainOptions) -> Result<()> {
+    let mut m = match &opts.export {
+        Some(export) => export(m)?,
+        None => m.clone(),
+    };
     m.set_metadata("ratio.finetune.source_sha256", id.model_sha256.clone());
     m.set_metadata("ratio.finetune.data_sha256", id.data.sha256.clone());
     m.set_metadata("ratio.finetune.preprocess", id.data.preprocess.clone());
