@@ -50,7 +50,7 @@ enum Acc {
     Lsq {
         groups: Vec<Normal>,
         geom: Option<ConvGeom>,
-        rng: rand_chacha::ChaCha8Rng,
+        rng: Box<rand_chacha::ChaCha8Rng>,
     },
 }
 
@@ -92,7 +92,9 @@ pub fn refit(
                     Fit::Lsq => Acc::Lsq {
                         groups: Vec::new(),
                         geom: None,
-                        rng: rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed ^ ((wave as u64) << 32) ^ k as u64),
+                        rng: Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(
+                            opts.seed ^ ((wave as u64) << 32) ^ k as u64,
+                        )),
                     },
                 },
             })
