@@ -165,6 +165,15 @@ impl GraphBuilder {
         GraphBuilder { graph, names }
     }
 
+    /// An empty graph whose names avoid every name of `g`: the new part of a [`Patch`](crate::ir::Patch), built
+    /// with the helpers here and handed to the patch node by node.
+    pub fn reserving(g: &GraphProto) -> Self {
+        GraphBuilder {
+            graph: GraphProto::default(),
+            names: NameSet::of(g),
+        }
+    }
+
     /// A name not used yet, derived from `base`.
     pub fn fresh(&mut self, base: &str) -> String {
         self.names.fresh(base)

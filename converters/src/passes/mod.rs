@@ -11,6 +11,7 @@ pub mod batch_stats;
 pub mod bn_insert;
 pub mod extract;
 pub mod fold_bn;
+pub mod leaky_ensemble;
 pub mod set_inputs;
 #[cfg(test)]
 mod tests;

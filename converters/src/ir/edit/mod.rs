@@ -99,6 +99,18 @@ impl Patch {
         self
     }
 
+    /// Add everything `part` holds — nodes, initializers, inputs and outputs — as a graph built with
+    /// [`GraphBuilder::reserving`](crate::ir::build::GraphBuilder::reserving) holds the new part of an edit.
+    pub fn add_part(&mut self, part: crate::proto::GraphProto) -> &mut Self {
+        for n in part.node {
+            self.add(n);
+        }
+        self.initializers.extend(part.initializer);
+        self.inputs.extend(part.input);
+        self.outputs.extend(part.output);
+        self
+    }
+
     /// Add a node where original node `i` stands (in its place when `i` is removed), then sorted as needed.
     pub fn add_at(&mut self, i: usize, node: NodeProto) -> &mut Self {
         self.add.push((Anchor::At(i), node));

@@ -329,3 +329,24 @@ fn set_outputs_chooses_the_outputs_and_keeps_known_types() {
     p.set_outputs(&["nope".to_string()]);
     assert!(rejected(&g, p).contains("'nope' is never produced"));
 }
+
+#[test]
+fn a_part_built_beside_the_graph_is_added_whole() {
+    let mut g = chain();
+    let mut b = GraphBuilder::reserving(&g);
+    let s = b.input("scale", DataType::Float, &[]);
+    let two = b.init_f32("y", &[], &[2.0]);
+    let z = b.op("Mul", "y", &["y", &two], vec![]);
+    let z = b.op("Mul", &z, &[&z, &s], vec![]);
+    b.output(&z, DataType::Float, &[None]);
+    // Names of the graph are avoided: the initializer and outputs called "y" get fresh names.
+    assert_ne!(two, "y");
+    let mut p = Patch::new();
+    p.add_part(b.finish());
+    p.apply(&mut g).unwrap();
+    assert_valid(&g);
+    assert_eq!(ops(&g), vec!["Conv", "Relu", "Neg", "Mul", "Mul"]);
+    assert_eq!(outputs(&g), vec!["y".to_string(), z]);
+    assert_eq!(g.input.len(), 2);
+    assert!(g.initializer.iter().any(|t| t.name.as_deref() == Some(two.as_str())));
+}
