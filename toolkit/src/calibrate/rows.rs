@@ -165,6 +165,74 @@ mod tests {
         assert!(rows[1].1.iter().all(|&v| v >= 4.0));
     }
 
+    /// Direct grouped convolution, [N, C, H, W] ⊛ [O, C/g, kh, kw] with the geometry's stride, padding, dilation.
+    fn conv(x: &ArrayD<f32>, w: &[f32], bias: &[f32], o: usize, g: usize, k: usize, geom: &ConvGeom) -> ArrayD<f32> {
+        let (n, c, h, wd) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
+        let ([ho, wo], cg, og) = (geom.output, c / g, o / g);
+        let mut y = ArrayD::zeros(IxDyn(&[n, o, ho, wo]));
+        for i in 0..n {
+            for oc in 0..o {
+                let j = oc / og;
+                for (oh, ow) in (0..ho).flat_map(|a| (0..wo).map(move |b| (a, b))) {
+                    let mut acc = bias[oc];
+                    for ci in 0..cg {
+                        for a in 0..k {
+                            for b in 0..k {
+                                let r = (oh * geom.strides[0] + a * geom.dilations[0]) as isize - geom.pads[0] as isize;
+                                let q = (ow * geom.strides[1] + b * geom.dilations[1]) as isize - geom.pads[1] as isize;
+                                if r >= 0 && q >= 0 && (r as usize) < h && (q as usize) < wd {
+                                    let xv = x[[i, j * cg + ci, r as usize, q as usize]];
+                                    acc += w[((oc * cg + ci) * k + a) * k + b] * xv;
+                                }
+                            }
+                        }
+                    }
+                    y[[i, oc, oh, ow]] = acc;
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn grouped_conv_weights_are_recovered_group_by_group() {
+        use crate::calibrate::fit::Normal;
+        use rand::Rng;
+        let (c, o, g, k) = (4, 6, 2, 3);
+        let n = build::node(
+            "Conv",
+            "c",
+            &["x", "w"],
+            &["y"],
+            vec![
+                ("pads", Attr::Ints(vec![1, 1, 1, 1])),
+                ("strides", Attr::Ints(vec![2, 2])),
+                ("dilations", Attr::Ints(vec![2, 2])),
+                ("group", Attr::Int(g as i64)),
+            ],
+        );
+        let geom = ConvGeom::new(&n, [9, 9], &[3, 3]).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let w: Vec<f32> = (0..o * (c / g) * k * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let bias: Vec<f32> = (0..o).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let x = ArrayD::from_shape_fn(IxDyn(&[40, c, 9, 9]), |_| rng.random_range(-1.0f32..1.0));
+        let t = conv(&x, &w, &bias, o, g, k, &geom);
+        let rows = conv_rows(&x, &t, &geom, g, true, 8, &mut rng);
+        let d = (c / g) * k * k + 1;
+        for (j, (f, tr)) in rows.iter().enumerate() {
+            let mut ne = Normal::new(d, o / g);
+            ne.push(f, tr);
+            let fit = ne.solve(&vec![0.0; d * o / g], d - 1, 1e-9).unwrap();
+            for oo in 0..o / g {
+                let oc = j * (o / g) + oo;
+                let want = w[oc * (d - 1)..(oc + 1) * (d - 1)].iter().chain([&bias[oc]]);
+                for (got, want) in fit.theta[oo * d..(oo + 1) * d].iter().zip(want) {
+                    assert!((got - *want as f64).abs() < 1e-3, "group {j} out {oo}: {got} vs {want}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn dense_rows_append_the_bias_column() {
         let x = ArrayD::from_shape_vec(IxDyn(&[2, 2]), vec![1.0, 2.0, 3.0, 4.0]).unwrap();

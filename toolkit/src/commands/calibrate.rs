@@ -27,7 +27,7 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub preset: String,
     /// Calibration samples (the first N of the training split).
-    #[arg(long, default_value_t = 4000)]
+    #[arg(long, default_value_t = 2000)]
     pub samples: usize,
     /// The model it was converted from (default: the source recorded in its metadata, found beside it).
     #[arg(long, value_name = "SOURCE.onnx")]

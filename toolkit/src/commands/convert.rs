@@ -108,7 +108,7 @@ pub struct ConvertArgs {
     #[arg(long, value_name = "P", requires = "calibrate_data")]
     pub calibrate_preset: Option<String>,
     /// Calibration samples (the first N of the training split).
-    #[arg(long, value_name = "N", default_value_t = 4000, requires = "calibrate_data")]
+    #[arg(long, value_name = "N", default_value_t = 2000, requires = "calibrate_data")]
     pub calibrate_samples: usize,
 }
 
