@@ -122,19 +122,20 @@ mod tests {
     use ndarray::IxDyn;
     use rand::SeedableRng;
 
+    /// A Conv with pad 1 and stride 2, plus `more` attributes.
+    fn conv_node(more: Vec<(&str, Attr)>) -> converters::proto::NodeProto {
+        let mut attrs = vec![
+            ("pads", Attr::Ints(vec![1, 1, 1, 1])),
+            ("strides", Attr::Ints(vec![2, 2])),
+        ];
+        attrs.extend(more);
+        build::node("Conv", "c", &["x", "w"], &["y"], attrs)
+    }
+
     #[test]
     fn conv_rows_are_patches_under_the_window() {
         // 1 sample, 2 channels, 3×3 input, 3×3 kernel with pad 1, stride 2: 2×2 output.
-        let n = build::node(
-            "Conv",
-            "c",
-            &["x", "w"],
-            &["y"],
-            vec![
-                ("pads", Attr::Ints(vec![1, 1, 1, 1])),
-                ("strides", Attr::Ints(vec![2, 2])),
-            ],
-        );
+        let n = conv_node(vec![]);
         let geom = ConvGeom::new(&n, [3, 3], &[3, 3]).unwrap();
         assert_eq!(geom.output, [2, 2]);
         let x = ArrayD::from_shape_vec(IxDyn(&[1, 2, 3, 3]), (0..18).map(|v| v as f32).collect()).unwrap();
@@ -199,18 +200,10 @@ mod tests {
         use crate::calibrate::fit::Normal;
         use rand::Rng;
         let (c, o, g, k) = (4, 6, 2, 3);
-        let n = build::node(
-            "Conv",
-            "c",
-            &["x", "w"],
-            &["y"],
-            vec![
-                ("pads", Attr::Ints(vec![1, 1, 1, 1])),
-                ("strides", Attr::Ints(vec![2, 2])),
-                ("dilations", Attr::Ints(vec![2, 2])),
-                ("group", Attr::Int(g as i64)),
-            ],
-        );
+        let n = conv_node(vec![
+            ("dilations", Attr::Ints(vec![2, 2])),
+            ("group", Attr::Int(g as i64)),
+        ]);
         let geom = ConvGeom::new(&n, [9, 9], &[3, 3]).unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let w: Vec<f32> = (0..o * (c / g) * k * k).map(|_| rng.random_range(-1.0..1.0)).collect();
