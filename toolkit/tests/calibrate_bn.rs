@@ -322,3 +322,79 @@ fn finetune_bn_reinsert_from_the_command_line() {
     );
     assert!(!out2.exists());
 }
+
+#[test]
+fn adabn_is_the_cumulative_average_of_batch_statistics_with_unbiased_variance() {
+    use converters::ir::build::{self, Attr, GraphBuilder};
+    use converters::ir::tensor;
+    use converters::proto::tensor_proto::DataType;
+    // input → Conv(3 channels, 3×3) → BN → Relu → GlobalAveragePool → Flatten → Gemm(10).
+    let mut b = GraphBuilder::new("bn");
+    let x = b.input("input", DataType::Float, &[None, Some(1), Some(28), Some(28)]);
+    let w: Vec<f32> = (0..27).map(|i| ((i * 7 % 11) as f32 - 5.0) / 10.0).collect();
+    let w = b.init_f32("w", &[3, 1, 3, 3], &w);
+    let c = b.op("Conv", "conv", &[&x, &w], vec![("pads", Attr::Ints(vec![1, 1, 1, 1]))]);
+    let (g, be) = (
+        b.init_f32("g", &[3], &[1.0, 2.0, 0.5]),
+        b.init_f32("b", &[3], &[0.0, 0.1, -0.1]),
+    );
+    let (m, v) = (b.init_f32("m", &[3], &[0.0; 3]), b.init_f32("v", &[3], &[1.0; 3]));
+    let bn = b.op("BatchNormalization", "bn", &[&c, &g, &be, &m, &v], vec![]);
+    let r = b.op("Relu", "relu", &[&bn], vec![]);
+    let p = b.op("GlobalAveragePool", "gap", &[&r], vec![]);
+    let f = b.op("Flatten", "flat", &[&p], vec![]);
+    let fw = b.init_f32("fw", &[3, 10], &[0.1; 30]);
+    let y = b.op("Gemm", "fc", &[&f, &fw], vec![]);
+    b.output(&y, DataType::Float, &[None, Some(10)]);
+    let model = Model::new(build::model(b.finish(), "test"));
+
+    let mut data = calib_data();
+    let (out, fits) = adabn::adabn(&model, &mut data, "input", &rt()).unwrap();
+    assert_eq!(fits.len(), 1);
+    assert_eq!(fits[0].rows, 500);
+    // The same statistics by hand: the conv output of each batch of 100, averaged over the 5 batches.
+    let mut probe = model.clone();
+    converters::ir::expose::expose_outputs(&mut probe, std::slice::from_ref(&c)).unwrap();
+    let mut runner = Runner::from_model(&probe, &rt()).unwrap();
+    let (mut mean, mut var) = (vec![0f64; 3], vec![0f64; 3]);
+    data.for_each_calib(|x| {
+        let y = runner
+            .run_select(&[("input", Feed::F32(x.view()))], &[c.as_str()])?
+            .take(&c)?;
+        for ch in 0..3 {
+            let vals: Vec<f64> = y.index_axis(ndarray::Axis(1), ch).iter().map(|&v| v as f64).collect();
+            let n = vals.len() as f64;
+            let mu = vals.iter().sum::<f64>() / n;
+            mean[ch] += mu / 5.0;
+            var[ch] += vals.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / (n - 1.0) / 5.0;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let stat = |name: &str| {
+        let g = out.graph();
+        let bn = g.node.iter().find(|n| n.name.as_deref() == Some(name)).unwrap();
+        let t = |i: usize| {
+            g.initializer
+                .iter()
+                .find(|t| t.name.as_deref() == Some(bn.input[i].as_str()))
+                .unwrap()
+        };
+        (
+            tensor::to_f32(t(3), None).unwrap(),
+            tensor::to_f32(t(4), None).unwrap(),
+            tensor::to_f32(t(1), None).unwrap(),
+        )
+    };
+    let (m, v, gamma) = stat(&model.graph().node[1].name.clone().unwrap());
+    for ch in 0..3 {
+        assert!(
+            (m[ch] as f64 - mean[ch]).abs() < 1e-4 * (1.0 + mean[ch].abs()),
+            "{m:?} vs {mean:?}"
+        );
+        assert!((v[ch] as f64 - var[ch]).abs() < 1e-4 * var[ch], "{v:?} vs {var:?}");
+    }
+    // γ and β are unchanged; the statistics are the model's only change.
+    assert_eq!(gamma, vec![1.0, 2.0, 0.5]);
+    assert_eq!(out.graph().node.len(), model.graph().node.len());
+}
