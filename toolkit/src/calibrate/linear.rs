@@ -58,6 +58,96 @@ fn values(model: &Model, ix: &GraphIndex, name: &str) -> Result<Option<(Vec<f32>
     Ok(Some((tensor::to_f32(t, raw.as_ref())?, t.dims.clone())))
 }
 
+/// What each op's reader finds: the kind, output channels, effective (w, b), where the bias lives and the value
+/// the fit matches.
+type Parts = (Kind, usize, Vec<f64>, Vec<f64>, Bias, String);
+
+/// The optional bias input `slot` of `n`: `Ok(None)` when absent, `Err(())` when present but not a constant of
+/// `outs` values or one value.
+fn bias_input(model: &Model, ix: &GraphIndex, n: &NodeProto, slot: usize, outs: usize) -> Result<Option<Vec<f32>>, ()> {
+    let Some(name) = n.input.get(slot).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    match values(model, ix, name) {
+        Ok(Some((v, _))) if v.len() == outs || v.len() == 1 => Ok(Some(v)),
+        _ => Err(()),
+    }
+}
+
+fn read_conv(model: &Model, ix: &GraphIndex, n: &NodeProto, wv: &[f32], wd: &[i64]) -> Result<Option<Parts>> {
+    let outs = wd.first().copied().unwrap_or(0) as usize;
+    if outs == 0 || wd.len() < 3 || wv.len() % outs != 0 {
+        return Ok(None);
+    }
+    let b = match bias_input(model, ix, n, 2, outs) {
+        Ok(Some(b)) if b.len() == outs => b.iter().map(|&v| v as f64).collect(),
+        Ok(None) => vec![0.0; outs],
+        _ => return Ok(None),
+    };
+    let group = n.get_i("group")?.unwrap_or(1).max(1) as usize;
+    let kind = Kind::Conv {
+        group,
+        kernel: wd[2..].to_vec(),
+    };
+    let w = wv.iter().map(|&v| v as f64).collect();
+    Ok(Some((kind, outs, w, b, Bias::Slot(2), n.output[0].clone())))
+}
+
+fn read_gemm(model: &Model, ix: &GraphIndex, n: &NodeProto, wv: &[f32], wd: &[i64]) -> Result<Option<Parts>> {
+    if n.get_i("transA")?.unwrap_or(0) != 0 || wd.len() != 2 {
+        return Ok(None);
+    }
+    let trans_b = n.get_i("transB")?.unwrap_or(0) != 0;
+    let alpha = n.get_f("alpha")?.unwrap_or(1.0) as f64;
+    let beta = n.get_f("beta")?.unwrap_or(1.0) as f64;
+    let (k, outs) = if trans_b {
+        (wd[1] as usize, wd[0] as usize)
+    } else {
+        (wd[0] as usize, wd[1] as usize)
+    };
+    let mut w = vec![0.0; outs * k];
+    for o in 0..outs {
+        for j in 0..k {
+            let v = if trans_b { wv[o * k + j] } else { wv[j * outs + o] };
+            w[o * k + j] = alpha * v as f64;
+        }
+    }
+    let b = match bias_input(model, ix, n, 2, outs) {
+        Ok(Some(c)) => (0..outs).map(|o| beta * c[o.min(c.len() - 1)] as f64).collect(),
+        Ok(None) => vec![0.0; outs],
+        Err(()) => return Ok(None),
+    };
+    let kind = Kind::Gemm { alpha, beta, trans_b };
+    Ok(Some((kind, outs, w, b, Bias::Slot(2), n.output[0].clone())))
+}
+
+fn read_matmul(model: &Model, ix: &GraphIndex, n: &NodeProto, wv: &[f32], wd: &[i64]) -> Result<Option<Parts>> {
+    if wd.len() != 2 {
+        return Ok(None);
+    }
+    let (k, outs) = (wd[0] as usize, wd[1] as usize);
+    let mut w = vec![0.0; outs * k];
+    for o in 0..outs {
+        for j in 0..k {
+            w[o * k + j] = wv[j * outs + o] as f64;
+        }
+    }
+    Ok(Some(match matmul_bias(model, ix, n, outs)? {
+        Some((node, input, dims, v, out)) => {
+            let b = v.iter().map(|&x| x as f64).collect();
+            (Kind::MatMul, outs, w, b, Bias::Add { node, input, dims }, out)
+        }
+        None => (
+            Kind::MatMul,
+            outs,
+            w,
+            vec![0.0; outs],
+            Bias::Absent,
+            n.output[0].clone(),
+        ),
+    }))
+}
+
 impl Linear {
     /// Node `i` as a linear layer, or `None` when it is not one whose weights are constants.
     pub fn read(model: &Model, ix: &GraphIndex, i: usize) -> Result<Option<Linear>> {
@@ -68,13 +158,13 @@ impl Linear {
         let Some((wv, wd)) = values(model, ix, &n.input[1])? else {
             return Ok(None);
         };
-        let bias_of = |slot: usize| -> Result<Option<Vec<f32>>> {
-            match n.input.get(slot).filter(|s| !s.is_empty()) {
-                Some(name) => Ok(values(model, ix, name)?.map(|(v, _)| v)),
-                None => Ok(None),
-            }
+        let parts = match n.op() {
+            "Conv" => read_conv(model, ix, n, &wv, &wd)?,
+            "Gemm" => read_gemm(model, ix, n, &wv, &wd)?,
+            "MatMul" => read_matmul(model, ix, n, &wv, &wd)?,
+            _ => None,
         };
-        let base = |kind, outs: usize, w: Vec<f64>, b: Vec<f64>, bias, output: String| Linear {
+        Ok(parts.map(|(kind, outs, w, b, bias, output)| Linear {
             node: i,
             name: n.name_or_output().to_string(),
             op: n.op().to_string(),
@@ -85,81 +175,9 @@ impl Linear {
             fan_in: w.len() / outs.max(1),
             w,
             b,
-            weight_dims: wd.clone(),
+            weight_dims: wd,
             bias,
-        };
-        match n.op() {
-            "Conv" => {
-                let outs = wd.first().copied().unwrap_or(0) as usize;
-                if outs == 0 || wd.len() < 3 || wv.len() % outs != 0 {
-                    return Ok(None);
-                }
-                let b = match bias_of(2)? {
-                    Some(b) if b.len() == outs => b.iter().map(|&v| v as f64).collect(),
-                    Some(_) => return Ok(None),
-                    None if n.input.get(2).is_some_and(|s| !s.is_empty()) => return Ok(None),
-                    None => vec![0.0; outs],
-                };
-                let group = n.get_i("group")?.unwrap_or(1).max(1) as usize;
-                let kind = Kind::Conv {
-                    group,
-                    kernel: wd[2..].to_vec(),
-                };
-                let w = wv.iter().map(|&v| v as f64).collect();
-                Ok(Some(base(kind, outs, w, b, Bias::Slot(2), n.output[0].clone())))
-            }
-            "Gemm" => {
-                if n.get_i("transA")?.unwrap_or(0) != 0 || wd.len() != 2 {
-                    return Ok(None);
-                }
-                let trans_b = n.get_i("transB")?.unwrap_or(0) != 0;
-                let alpha = n.get_f("alpha")?.unwrap_or(1.0) as f64;
-                let beta = n.get_f("beta")?.unwrap_or(1.0) as f64;
-                let (k, outs) = if trans_b {
-                    (wd[1] as usize, wd[0] as usize)
-                } else {
-                    (wd[0] as usize, wd[1] as usize)
-                };
-                let mut w = vec![0.0; outs * k];
-                for o in 0..outs {
-                    for j in 0..k {
-                        let v = if trans_b { wv[o * k + j] } else { wv[j * outs + o] };
-                        w[o * k + j] = alpha * v as f64;
-                    }
-                }
-                let b = match bias_of(2)? {
-                    Some(c) if c.len() == outs => c.iter().map(|&v| beta * v as f64).collect(),
-                    Some(c) if c.len() == 1 => vec![beta * c[0] as f64; outs],
-                    Some(_) => return Ok(None),
-                    None if n.input.get(2).is_some_and(|s| !s.is_empty()) => return Ok(None),
-                    None => vec![0.0; outs],
-                };
-                let kind = Kind::Gemm { alpha, beta, trans_b };
-                Ok(Some(base(kind, outs, w, b, Bias::Slot(2), n.output[0].clone())))
-            }
-            "MatMul" => {
-                if wd.len() != 2 {
-                    return Ok(None);
-                }
-                let (k, outs) = (wd[0] as usize, wd[1] as usize);
-                let mut w = vec![0.0; outs * k];
-                for o in 0..outs {
-                    for j in 0..k {
-                        w[o * k + j] = wv[j * outs + o] as f64;
-                    }
-                }
-                let (bias, b, output) = match matmul_bias(model, ix, n, outs)? {
-                    Some((node, input, dims, v, out)) => (
-                        Bias::Add { node, input, dims },
-                        v.iter().map(|&x| x as f64).collect(),
-                        out,
-                    ),
-                    None => (Bias::Absent, vec![0.0; outs], n.output[0].clone()),
-                };
-                Ok(Some(base(Kind::MatMul, outs, w, b, bias, output)))
-            }
-            _ => Ok(None),
-        }
+        }))
     }
 
     /// Whether a fit may change the bias (MatMul without a bias Add cannot: the graph keeps its ops).

@@ -155,10 +155,57 @@ impl Patch {
             }
         }
         let removed: HashSet<usize> = self.shunt.iter().chain(self.remove.iter()).copied().collect();
+        let mut wiring = Wiring::new(g, &ix, &self.shunt, &self.retarget)?;
+        let mut place = Placement::default();
+        for (v, node) in self.insert_after {
+            place.insert_after(v, node, &ix, &removed, &mut names, &mut wiring)?;
+        }
+        place.keep_shunted_outputs(g, &ix, &self.shunt, &wiring.shunted);
+        for (anchor, mut node) in self.add {
+            wiring.shunted.apply(&mut node, None);
+            match anchor {
+                Anchor::At(i) => place.at.entry(i).or_default().push(node),
+                Anchor::End => place.end.push(node),
+            }
+        }
+        let edits = NodeEdits {
+            removed,
+            replaced: self.replace.into_iter().collect(),
+            constants: self.constants.into_iter().collect(),
+        };
+        let stale = std::mem::take(&mut place.stale);
+        let nodes = stable_topological(place.assemble(g, edits, &wiring.original))
+            .map_err(|node| reject(format!("the patch makes a cycle through node '{node}'")))?;
+        let replace_outputs = self.set_outputs.is_some();
+        let staged = Staged {
+            replace_outputs,
+            outputs: chosen_outputs(g, self.set_outputs, self.outputs),
+            nodes,
+            output_renames: wiring.output_renames,
+            initializers: self.initializers,
+            inputs: self.inputs,
+            drop_if_unused: self.drop_if_unused.into_iter().collect(),
+            stale,
+            clear_value_info: self.clear_value_info,
+        };
+        staged.check(g)
+    }
+}
 
-        // Readers of shunted values read their inputs (everyone); retargets and inserts apply to original nodes.
+/// The value renames a patch makes.
+struct Wiring {
+    /// Readers of shunted values read their inputs; applies to every node, added ones too.
+    shunted: Renames,
+    /// Shunts, retargets and inserts after graph inputs; applies to the graph's own nodes.
+    original: Renames,
+    /// Graph outputs renamed by `retarget_outputs`.
+    output_renames: HashMap<String, String>,
+}
+
+impl Wiring {
+    fn new(g: &GraphProto, ix: &GraphIndex, shunt: &[usize], retarget: &[(String, String, bool)]) -> Result<Self> {
         let mut shunted = Renames::default();
-        for &i in &self.shunt {
+        for &i in shunt {
             shunted.insert(&g.node[i].output[0], &g.node[i].input[0])?;
         }
         let mut original = Renames::default();
@@ -166,133 +213,147 @@ impl Patch {
             original.insert(from, to)?;
         }
         let mut output_renames = HashMap::new();
-        for (from, to, outputs) in &self.retarget {
+        for (from, to, outputs) in retarget {
             original.insert(from, to)?;
             if *outputs && ix.graph_outputs.contains(from) {
                 output_renames.insert(from.clone(), to.clone());
             }
         }
-        let mut stale: HashSet<String> = HashSet::new();
-        let mut producer_renames: HashMap<(usize, usize), String> = HashMap::new();
-        let mut front = Vec::new();
-        let mut anchored: HashMap<usize, Vec<NodeProto>> = HashMap::new();
-        let mut seen_values = HashSet::new();
-        for (v, node) in self.insert_after {
-            if !seen_values.insert(v.clone()) {
-                return Err(reject(format!("two nodes are inserted after '{v}'")));
-            }
-            if node.output.len() != 1 || node.output[0] != v || !node.input.contains(&v) {
-                return Err(reject(format!(
-                    "node '{}' inserted after '{v}' must read '{v}' and have the single output '{v}'",
-                    node.name_or_output()
-                )));
-            }
-            let mut node = node;
-            match ix.producer.get(&v) {
-                Some(&(p, slot)) => {
-                    if removed.contains(&p) {
-                        return Err(reject(format!(
-                            "'{v}' is inserted after, but its producer is removed by the same patch"
-                        )));
-                    }
-                    let pre = names.fresh(&format!("{v}__pre"));
-                    producer_renames.insert((p, slot), pre.clone());
-                    node.input
-                        .iter_mut()
-                        .filter(|i| **i == v)
-                        .for_each(|i| *i = pre.clone());
-                    shunted.apply(&mut node, None);
-                    anchored.entry(p).or_default().push(node);
-                }
-                None if ix.graph_inputs.contains(&v) || ix.initializers.contains_key(&v) => {
-                    if ix.graph_outputs.contains(&v) {
-                        return Err(reject(format!(
-                            "'{v}' is both a graph input and a graph output; nothing can be inserted after it"
-                        )));
-                    }
-                    let out = names.fresh(&format!("{v}__{}", node.op()));
-                    original.insert(&v, &out)?;
-                    node.output[0] = out;
-                    shunted.apply(&mut node, Some(&v));
-                    front.push(node);
-                }
-                None => return Err(reject(format!("no value '{v}' to insert after"))),
-            }
-            stale.insert(v);
-        }
+        Ok(Wiring {
+            shunted,
+            original,
+            output_renames,
+        })
+    }
+}
 
-        // Graph outputs keep their names: a shunted node becomes Identity(input) -> output instead.
-        for &i in &self.shunt {
+/// Edits addressed to original nodes by index.
+struct NodeEdits {
+    removed: HashSet<usize>,
+    replaced: HashMap<usize, NodeProto>,
+    constants: HashMap<usize, TensorProto>,
+}
+
+/// Where new nodes go before the sort: first, right after original node i (in its place when it is removed),
+/// or last; plus the producer outputs renamed by inserts and the values whose value_info went stale.
+#[derive(Default)]
+struct Placement {
+    front: Vec<NodeProto>,
+    at: HashMap<usize, Vec<NodeProto>>,
+    end: Vec<NodeProto>,
+    producer_renames: HashMap<(usize, usize), String>,
+    stale: HashSet<String>,
+}
+
+impl Placement {
+    fn insert_after(
+        &mut self,
+        v: String,
+        mut node: NodeProto,
+        ix: &GraphIndex,
+        removed: &HashSet<usize>,
+        names: &mut NameSet,
+        wiring: &mut Wiring,
+    ) -> Result<()> {
+        if self.stale.contains(&v) {
+            return Err(reject(format!("two nodes are inserted after '{v}'")));
+        }
+        if node.output.len() != 1 || node.output[0] != v || !node.input.contains(&v) {
+            return Err(reject(format!(
+                "node '{}' inserted after '{v}' must read '{v}' and have the single output '{v}'",
+                node.name_or_output()
+            )));
+        }
+        match ix.producer.get(&v) {
+            Some(&(p, slot)) => {
+                if removed.contains(&p) {
+                    return Err(reject(format!(
+                        "'{v}' is inserted after, but its producer is removed by the same patch"
+                    )));
+                }
+                let pre = names.fresh(&format!("{v}__pre"));
+                self.producer_renames.insert((p, slot), pre.clone());
+                node.input
+                    .iter_mut()
+                    .filter(|i| **i == v)
+                    .for_each(|i| *i = pre.clone());
+                wiring.shunted.apply(&mut node, None);
+                self.at.entry(p).or_default().push(node);
+            }
+            None if ix.graph_inputs.contains(&v) || ix.initializers.contains_key(&v) => {
+                if ix.graph_outputs.contains(&v) {
+                    return Err(reject(format!(
+                        "'{v}' is both a graph input and a graph output; nothing can be inserted after it"
+                    )));
+                }
+                let out = names.fresh(&format!("{v}__{}", node.op()));
+                wiring.original.insert(&v, &out)?;
+                node.output[0] = out;
+                wiring.shunted.apply(&mut node, Some(&v));
+                self.front.push(node);
+            }
+            None => return Err(reject(format!("no value '{v}' to insert after"))),
+        }
+        self.stale.insert(v);
+        Ok(())
+    }
+
+    /// Graph outputs keep their names: a shunted node becomes Identity(input) -> output instead.
+    fn keep_shunted_outputs(&mut self, g: &GraphProto, ix: &GraphIndex, shunt: &[usize], shunted: &Renames) {
+        for &i in shunt {
             let n = &g.node[i];
             let out = &n.output[0];
             if ix.graph_outputs.contains(out) {
                 let name = format!("{}/kept_output", n.name_or_output());
                 let id = build::node("Identity", &name, &[&shunted.resolve(&n.input[0])], &[out], vec![]);
-                anchored.entry(i).or_default().insert(0, id);
+                self.at.entry(i).or_default().insert(0, id);
             }
         }
-        let mut end = Vec::new();
-        for (anchor, mut node) in self.add {
-            shunted.apply(&mut node, None);
-            match anchor {
-                Anchor::At(i) => anchored.entry(i).or_default().push(node),
-                Anchor::End => end.push(node),
-            }
-        }
-        let mut replaced: HashMap<usize, NodeProto> = self.replace.into_iter().collect();
-        let mut constants: HashMap<usize, TensorProto> = self.constants.into_iter().collect();
-        let mut nodes = Vec::with_capacity(g.node.len() + end.len() + front.len());
-        nodes.append(&mut front);
+    }
+
+    /// The new node list: the graph's own nodes edited and rewired, the new ones where they were placed.
+    fn assemble(mut self, g: &GraphProto, mut edits: NodeEdits, original: &Renames) -> Vec<NodeProto> {
+        let mut nodes = Vec::with_capacity(g.node.len() + self.end.len() + self.front.len());
+        nodes.append(&mut self.front);
         for (i, old) in g.node.iter().enumerate() {
-            if !removed.contains(&i) {
-                let mut n = replaced.remove(&i).unwrap_or_else(|| old.clone());
-                if let Some(mut t) = constants.remove(&i) {
+            if !edits.removed.contains(&i) {
+                let mut n = edits.replaced.remove(&i).unwrap_or_else(|| old.clone());
+                if let Some(mut t) = edits.constants.remove(&i) {
                     t.name = None;
                     n.attribute.retain(|a| a.name.as_deref() != Some("value"));
                     n.attribute.push(build::attr("value", Attr::Tensor(t)));
                 }
                 for (slot, o) in n.output.iter_mut().enumerate() {
-                    if let Some(pre) = producer_renames.get(&(i, slot)) {
+                    if let Some(pre) = self.producer_renames.get(&(i, slot)) {
                         *o = pre.clone();
                     }
                 }
                 original.apply(&mut n, None);
                 nodes.push(n);
             }
-            nodes.extend(anchored.remove(&i).unwrap_or_default());
+            nodes.extend(self.at.remove(&i).unwrap_or_default());
         }
-        nodes.append(&mut end);
-        let nodes = stable_topological(nodes)
-            .map_err(|node| reject(format!("the patch makes a cycle through node '{node}'")))?;
-
-        let replace_outputs = self.set_outputs.is_some();
-        let outputs = match self.set_outputs {
-            None => self.outputs,
-            Some(names) => names
-                .iter()
-                .map(|name| {
-                    let mut known = g.output.iter().chain(&g.value_info).chain(&self.outputs);
-                    let vi = known.find(|v| v.name.as_deref() == Some(name.as_str()));
-                    vi.cloned().unwrap_or_else(|| ValueInfoProto {
-                        name: Some(name.clone()),
-                        ..Default::default()
-                    })
-                })
-                .collect(),
-        };
-        let staged = Staged {
-            replace_outputs,
-            nodes,
-            output_renames,
-            initializers: self.initializers,
-            inputs: self.inputs,
-            outputs,
-            drop_if_unused: self.drop_if_unused.into_iter().collect(),
-            stale,
-            clear_value_info: self.clear_value_info,
-        };
-        staged.check(g)
+        nodes.append(&mut self.end);
+        nodes
     }
+}
+
+/// The graph outputs after the patch: the added ones, or exactly `set` (typed where a type is known).
+fn chosen_outputs(g: &GraphProto, set: Option<Vec<String>>, added: Vec<ValueInfoProto>) -> Vec<ValueInfoProto> {
+    let Some(names) = set else {
+        return added;
+    };
+    names
+        .iter()
+        .map(|name| {
+            let mut known = g.output.iter().chain(&g.value_info).chain(&added);
+            let vi = known.find(|v| v.name.as_deref() == Some(name.as_str()));
+            vi.cloned().unwrap_or_else(|| ValueInfoProto {
+                name: Some(name.clone()),
+                ..Default::default()
+            })
+        })
+        .collect()
 }
 
 impl Staged {
