@@ -76,7 +76,7 @@ fn bias_input(model: &Model, ix: &GraphIndex, n: &NodeProto, slot: usize, outs: 
 
 fn read_conv(model: &Model, ix: &GraphIndex, n: &NodeProto, wv: &[f32], wd: &[i64]) -> Result<Option<Parts>> {
     let outs = wd.first().copied().unwrap_or(0) as usize;
-    if outs == 0 || wd.len() < 3 || wv.len() % outs != 0 {
+    if outs == 0 || wd.len() < 3 || !wv.len().is_multiple_of(outs) {
         return Ok(None);
     }
     let b = match bias_input(model, ix, n, 2, outs) {
