@@ -96,7 +96,9 @@ pub fn apply_plan(model: &Model, plan: &Plan) -> Result<Model, ConvertError> {
             .find(|s| s.name == p.name)
             .expect("checked by check_against");
         match p.decision {
-            Decision::Remove => patch.shunt.push(slot.node),
+            Decision::Remove => {
+                patch.shunt(slot.node);
+            }
             Decision::Leaky { alpha } => {
                 let old = &model.graph().node[slot.node];
                 let mut new = node(
@@ -107,11 +109,11 @@ pub fn apply_plan(model: &Model, plan: &Plan) -> Result<Model, ConvertError> {
                     vec![("alpha", Attr::Float(alpha))],
                 );
                 new.doc_string = old.doc_string.clone();
-                patch.replace.push((slot.node, new));
+                patch.replace(slot.node, new);
             }
             Decision::Keep => {}
         }
-        patch.context.push(format!("{:?} {}", p.decision, p.name));
+        patch.note(format!("{:?} {}", p.decision, p.name));
     }
     let mut out = model.clone();
     patch.apply(out.graph_mut()).map_err(|source| ConvertError::Ir {

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod error;
 pub mod ir;
 pub mod ops;
+pub mod passes;
 pub mod plan;
 pub mod policy;
 pub mod proto;

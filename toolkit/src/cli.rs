@@ -20,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Latency and throughput of models on ONNX Runtime: sweeps, interleaved paired comparisons, profiles.
     Bench(commands::bench::BenchArgs),
+    /// Refit a converted model on data so it reproduces its source again (AdaBN, affine match, least squares).
+    Calibrate(commands::calibrate::CalibrateArgs),
     /// Turn a 1:1 model into an N:M variant by removing (or leaking) ReLUs under a placement policy.
     Convert(commands::convert::ConvertArgs),
     /// Fine-tune an ONNX model on ONNX Runtime through a generated train-step graph (forward+loss+backward+SGD/AdamW).

@@ -2,6 +2,7 @@
 //! the command-line front end. Only this crate links `ort`, `clap` and `indicatif`.
 
 pub mod analysis;
+pub mod calibrate;
 pub mod checks;
 pub mod cli;
 pub mod commands;

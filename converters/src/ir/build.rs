@@ -1,10 +1,9 @@
 //! Constructors for nodes, attributes, value infos and models, and a [`GraphBuilder`] that hands out unique
 //! names. Used by `models/` to emit reference networks and by autodiff to emit train-step graphs.
 
-use std::collections::HashSet;
-
 use bytes::Bytes;
 
+use crate::ir::names::NameSet;
 use crate::ir::tensor;
 use crate::proto::attribute_proto::AttributeType;
 use crate::proto::tensor_proto::DataType;
@@ -146,7 +145,7 @@ pub fn model(graph: GraphProto, producer: &str) -> ModelProto {
 #[derive(Debug, Default)]
 pub struct GraphBuilder {
     pub graph: GraphProto,
-    used: HashSet<String>,
+    names: NameSet,
 }
 
 impl GraphBuilder {
@@ -156,37 +155,28 @@ impl GraphBuilder {
                 name: Some(name.into()),
                 ..Default::default()
             },
-            used: HashSet::new(),
+            names: NameSet::default(),
         }
     }
 
     /// Start from an existing graph; its names are reserved.
     pub fn from_graph(graph: GraphProto) -> Self {
-        let mut used = HashSet::new();
-        for n in &graph.node {
-            used.extend(n.output.iter().cloned());
-            if let Some(name) = &n.name {
-                used.insert(name.clone());
-            }
+        let names = NameSet::of(&graph);
+        GraphBuilder { graph, names }
+    }
+
+    /// An empty graph whose names avoid every name of `g`: the new part of a [`Patch`](crate::ir::Patch), built
+    /// with the helpers here and handed to the patch node by node.
+    pub fn reserving(g: &GraphProto) -> Self {
+        GraphBuilder {
+            graph: GraphProto::default(),
+            names: NameSet::of(g),
         }
-        used.extend(graph.initializer.iter().filter_map(|t| t.name.clone()));
-        used.extend(graph.input.iter().filter_map(|v| v.name.clone()));
-        GraphBuilder { graph, used }
     }
 
     /// A name not used yet, derived from `base`.
     pub fn fresh(&mut self, base: &str) -> String {
-        if self.used.insert(base.to_string()) {
-            return base.to_string();
-        }
-        let mut i = 1;
-        loop {
-            let cand = format!("{base}_{i}");
-            if self.used.insert(cand.clone()) {
-                return cand;
-            }
-            i += 1;
-        }
+        self.names.fresh(base)
     }
 
     /// Add a single-output node; returns its output name.
@@ -226,7 +216,7 @@ impl GraphBuilder {
     }
 
     pub fn input(&mut self, name: &str, elem: DataType, dims: &[Option<i64>]) -> String {
-        self.used.insert(name.into());
+        self.names.reserve(name);
         self.graph.input.push(value_info(name, elem, dims));
         name.to_string()
     }

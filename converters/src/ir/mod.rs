@@ -10,6 +10,7 @@ pub mod expose;
 pub mod external;
 pub mod index;
 pub mod model;
+pub mod names;
 pub mod stream;
 pub mod tensor;
 

@@ -4,6 +4,7 @@
 //! Readers call [`Record::from_json`], which refuses unknown kinds/versions and inconsistent envelopes instead of
 //! guessing, so a record written by an incompatible tool version is reported rather than misread.
 
+pub mod calibrate;
 pub mod eval;
 pub mod richness;
 pub mod sweep;

@@ -151,7 +151,7 @@ impl RidgeProbe {
 }
 
 /// Lower-triangular L with LLᵀ = m, or `None` if m is not positive definite.
-fn cholesky(m: &[f64], n: usize) -> Option<Vec<f64>> {
+pub(crate) fn cholesky(m: &[f64], n: usize) -> Option<Vec<f64>> {
     let mut l = vec![0.0; n * n];
     for i in 0..n {
         for j in 0..=i {
@@ -169,7 +169,7 @@ fn cholesky(m: &[f64], n: usize) -> Option<Vec<f64>> {
     Some(l)
 }
 
-fn cholesky_solve(l: &[f64], n: usize, b: &[f64]) -> Vec<f64> {
+pub(crate) fn cholesky_solve(l: &[f64], n: usize, b: &[f64]) -> Vec<f64> {
     let mut y = vec![0.0; n];
     for i in 0..n {
         y[i] = (b[i] - (0..i).map(|k| l[i * n + k] * y[k]).sum::<f64>()) / l[i * n + i];

@@ -100,6 +100,16 @@ pub struct ConvertArgs {
     /// Samples used to score negative mass.
     #[arg(long, default_value_t = 512)]
     pub samples: usize,
+    /// Calibrate the converted model on this data (its training split) against the source before writing it,
+    /// as `ratio calibrate --method auto` does.
+    #[arg(long, value_name = "D")]
+    pub calibrate_data: Option<String>,
+    /// Preprocessing preset of --calibrate-data (default: --preset when that names one).
+    #[arg(long, value_name = "P", requires = "calibrate_data")]
+    pub calibrate_preset: Option<String>,
+    /// Calibration samples (the first N of the training split).
+    #[arg(long, value_name = "N", default_value_t = 2000, requires = "calibrate_data")]
+    pub calibrate_samples: usize,
 }
 
 /// Samples in the runtime check's batch: enough for a sample-level comparison, small enough that the two ResNet-50
@@ -244,6 +254,7 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
                 .with_context(|| format!("{}: runtime check of the converted model failed", args.model.display()))?,
         )
     };
+    let converted = super::calibrate::after_convert(&args, &model, converted, &output)?;
     let output_sha256 = converted
         .save(&output, args.external_data)
         .with_context(|| format!("writing {}", output.display()))?;

@@ -30,6 +30,9 @@ pub enum BnArg {
     Train,
     /// Stored statistics; γ/β still train.
     Frozen,
+    /// For BN-folded models: BatchNormalization inserted after every convolution (identity on the conv outputs'
+    /// statistics over the first 512 training samples), trained with batch statistics, folded back on export.
+    Reinsert,
 }
 
 /// `LO,HI` as two numbers.
@@ -188,6 +191,7 @@ impl LoopArgs {
         o.bn = match self.bn {
             BnArg::Train => BnMode::Train,
             BnArg::Frozen => BnMode::Frozen,
+            BnArg::Reinsert => BnMode::Train,
         };
         o.freeze = self.freeze.clone();
         o.train_only = self.train_only.clone();
@@ -240,11 +244,37 @@ pub struct FinetuneArgs {
 }
 
 pub fn run(args: FinetuneArgs) -> Result<ExitCode> {
-    let model = Model::load(&args.model)?;
+    let mut model = Model::load(&args.model)?;
+    let mut opts = args.run.options();
+    if args.run.bn == BnArg::Reinsert {
+        model = reinsert_bn(&model, &args.run)?;
+        opts.export = Some(crate::calibrate::reinsert::fold_back_hook());
+    }
     let (tr, te) = args.run.load_data()?;
-    let outcome = train(&model, &tr, &te, &args.run.options())?;
+    let outcome = train(&model, &tr, &te, &opts)?;
     report(&outcome, args.run.json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--bn reinsert`: the model with identity BatchNormalization after each convolution, on the statistics of the
+/// first 512 training samples.
+fn reinsert_bn(model: &Model, run: &LoopArgs) -> Result<Model> {
+    use crate::calibrate::reinsert;
+    use crate::calibrate::samples::{CalibData, SampleSpec};
+    reinsert::check_folded(model)?;
+    let mut data = CalibData::open(&SampleSpec {
+        data: run.data.clone(),
+        preset: run.preset.clone(),
+        samples: 512,
+        eval_samples: Some(1),
+        batch: 64,
+    })?;
+    let cfg = RuntimeConfig {
+        device: run.device,
+        intra_threads: run.threads,
+        ..RuntimeConfig::default()
+    };
+    Ok(reinsert::reinsert(model, &mut data, &cfg)?.0)
 }
 
 /// One line per result on stdout (or the full JSON), each number with where it came from.

@@ -1,6 +1,7 @@
 //! One module per subcommand; each exposes `run(args) -> anyhow::Result<ExitCode>`.
 
 pub mod bench;
+pub mod calibrate;
 pub mod convert;
 pub mod data;
 pub mod eval;

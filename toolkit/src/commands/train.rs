@@ -26,6 +26,11 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
+    if args.run.bn == super::finetune::BnArg::Reinsert {
+        anyhow::bail!(
+            "--bn reinsert is for `ratio finetune` of a BN-folded model; the reference networks keep BN (use --bn train)"
+        );
+    }
     let (tr, te) = args.run.load_data()?;
     let [c, h, w] = tr.sample_shape;
     anyhow::ensure!(

@@ -171,10 +171,20 @@ pub fn spawn(
     cfg: LoaderConfig,
 ) -> (Receiver<Result<Batch, LoadError>>, JoinHandle<()>) {
     let n = cfg.samples(ds.as_ref());
+    spawn_indices(ds, preset, (0..n).collect(), cfg)
+}
+
+/// [`spawn`] over the samples at `indices`, in that order (`cfg.limit` is not applied).
+pub fn spawn_indices(
+    ds: Arc<dyn Dataset>,
+    preset: Arc<Preset>,
+    indices: Vec<usize>,
+    cfg: LoaderConfig,
+) -> (Receiver<Result<Batch, LoadError>>, JoinHandle<()>) {
     let step = cfg.batch.max(1);
-    produce(n.div_ceil(step), cfg.prefetch, move |b| {
-        let idx: Vec<usize> = (b * step..((b + 1) * step).min(n)).collect();
-        load_batch(ds.as_ref(), &preset, &idx, cfg.on_corrupt)
+    produce(indices.len().div_ceil(step), cfg.prefetch, move |b| {
+        let idx = &indices[b * step..((b + 1) * step).min(indices.len())];
+        load_batch(ds.as_ref(), &preset, idx, cfg.on_corrupt)
     })
 }
 

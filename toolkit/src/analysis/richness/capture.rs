@@ -12,6 +12,7 @@ use super::error::RichnessError;
 use super::layer_stats::{LayerAccum, RichnessOptions};
 use super::layers::{LayerSelect, select_layers};
 use crate::runtime::{Feed, Runner, RuntimeConfig, fmt_dims};
+use converters::ir::Patch;
 use converters::ir::build::{Attr, GraphBuilder};
 use converters::proto::tensor_proto::DataType;
 
@@ -90,7 +91,7 @@ impl ModelCapture {
         // spatial positions: exporting each pre-activation would copy a second full tensor per layer out of ONNX
         // Runtime. The f32 partial sums stay short (one plane); the rest is summed in f64 here.
         let opset = exposed.opset();
-        let mut b = GraphBuilder::from_graph(std::mem::take(exposed.graph_mut()));
+        let mut b = GraphBuilder::reserving(exposed.graph());
         let mut neg_sums = Vec::with_capacity(layers.len());
         let to_ncs = b.init_i64("richness_ncs_shape", &[3], &[0, 0, -1]);
         let axes = b.init_i64("richness_axes", &[1], &[2]);
@@ -123,7 +124,12 @@ impl ModelCapture {
                 fetch.push(name.clone());
             }
         }
-        *exposed.graph_mut() = b.finish();
+        let mut p = Patch::new();
+        p.add_part(b.finish()).note("negative-mass reductions");
+        p.apply(exposed.graph_mut()).map_err(|e| RichnessError::Graph {
+            model: model.display_name(),
+            reason: e.to_string(),
+        })?;
         let runner = Runner::from_model(&exposed, config)?;
         if let Some(l) = &logits {
             fetch.push(l.clone());
