@@ -45,7 +45,6 @@ pub enum LeakyError {
     Graph { model: String, reason: String },
 }
 
-
 /// The decomposition graph and the names needed to run it.
 #[derive(Debug, Clone)]
 pub struct Decomposition {
