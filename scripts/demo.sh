@@ -2,7 +2,8 @@
 # The demo: from a fresh checkout to a report, on real Fashion-MNIST, in at most ~15 minutes on a 2-core CPU.
 #   1. ONNX Runtime library (scripts/setup-ort.sh), 2. release build, 3. `ratio data fetch fashion-mnist`,
 #   4. a reduced sweep — ResNet-20 at 1:1 and 2:1 (policy `last`), 2 seeds: build + train the 1:1 base, convert,
-#      fine-tune, evaluate, time and analyse every variant — and 5. `ratio report`.
+#      calibrate (AdaBN + least squares against the base), fine-tune, evaluate, time and analyse every variant —
+#      and 5. `ratio report`.
 # Sizes are reduced to fit the budget (env overrides): DEMO_TRAIN_LIMIT training images (default 30000 of
 # 60k: one epoch of ResNet-20 at width 0.5 over 60k took 48-65 s per training here, 5 trainings, and a cold release
 # build takes 8-11 minutes on 2 cores, so half the set keeps a fresh checkout inside 15 minutes), DEMO_EPOCHS,
@@ -37,7 +38,7 @@ stamp "4/5 ratio sweep (ResNet-20 ×{1:1, 2:1 last} × $SEEDS seeds, $TRAIN_LIMI
 set +e
 "$RATIO" sweep --model resnet20 --data fashion-mnist --preset fashion-mnist --ratios 1:1,2:1 --policies last --seeds "$SEEDS" \
   --finetune --epochs "$EPOCHS" \
-  --steps convert,train,inspect,eval,bench,richness \
+  --steps convert,calibrate,train,inspect,eval,bench,richness \
   "--step-args=model=--width $WIDTH" \
   "--step-args=train=--train-limit $TRAIN_LIMIT" \
   "--step-args=bench=--iters 200 --warmup 20" \

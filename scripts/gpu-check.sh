@@ -196,7 +196,7 @@ EOF
     check "fine-tune mnist_cnn on MNIST, --device $device --state $state" 300 "$f" \
       "$bin/ratio" finetune "$shared/models/mnist_cnn.onnx" --data "$shared/data/mnist" --preset mnist \
       --epochs 1 --batch 128 --lr 0.01 --device "$device" --state "$state" "${limit_args[@]}" "${threads_args[@]}" \
-      --no-progress --json -o "$res/ft-$state.out"
+      --no-progress --json - -o "$res/ft-$state.out"
     rm -rf "$res/ft-$state.out"
     [ -s "$f" ] && python3 - "$f" "$state" <<'EOF' | tee -a "$summary"
 import json, sys

@@ -2,13 +2,22 @@
 # Real single-node Slurm test of `ratio sweep --emit slurm`: install slurm-wlm + munge (Debian) when missing,
 # start munged, slurmctld and slurmd on this machine from a minimal slurm.conf in a temp dir (own ports, own
 # socket: nothing system-wide is touched), submit the emitted sbatch array of a tiny sweep, wait for it, and
-# check that `ratio report` merges every shard's records. Skips loudly (exit 0) only if the packages cannot be
-# installed. Usage: scripts/slurm-test.sh   (env: RATIO=path/to/ratio to skip the build, KEEP=1 to keep $T)
+# check that `ratio report` merges every shard's records. If the packages cannot be installed it fails (exit 1)
+# in CI (CI=true) or when asked for (RATIO_SLURM_TEST=1, as scripts/test.sh does), and only run by hand elsewhere
+# does it skip loudly (exit 0).
+# Usage: scripts/slurm-test.sh   (env: RATIO=path/to/ratio to skip the build, KEEP=1 to keep $T)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-skip() { printf '\n!!!!!!!! SKIPPED slurm-test: %s !!!!!!!!\n\n' "$*" >&2; exit 0; }
+skip() {
+  if [ "${CI:-}" = true ] || [ "${RATIO_SLURM_TEST:-}" = 1 ]; then
+    printf '\nslurm-test FAILED: %s (required here: CI=true or RATIO_SLURM_TEST=1)\n\n' "$*" >&2
+    exit 1
+  fi
+  printf '\n!!!!!!!! SKIPPED slurm-test: %s !!!!!!!!\n\n' "$*" >&2
+  exit 0
+}
 
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
   echo "slurm-test: installing slurm-wlm and munge" >&2
@@ -126,7 +135,8 @@ for f in glob.glob(os.path.join(run, "variants", "*", "*.json")):
     assert p.get("slurm_job_id") and p.get("slurm_array_task_id") is not None, (f, p)
     tasks.add(p["slurm_array_task_id"])
 assert tasks == {"0", "1", "2"}, tasks
-assert all(c["metrics"]["latency_p50_ms"]["n"] == 2 for c in s["cells"]), s["cells"]
+assert all(c["metrics"]["latency_p50_ms/b1/t1"]["n"] == 2 for c in s["cells"]), s["cells"]
+assert {(l["ratio"], l["policy"]) for l in s["latency_ratios"]} == {("1:1", "none"), ("2:1", "last"), ("2:1", "first")}, s["latency_ratios"]
 print(f"slurm-test: OK — {s['steps_ok']} step records from array tasks {sorted(tasks)} of job {job} merged by `ratio report`")
 PY
 ls "$RUN/report/index.html" >/dev/null

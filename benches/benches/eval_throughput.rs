@@ -1,7 +1,7 @@
 //! Eval throughput against a bare loop of ONNX Runtime runs on the same batches (issue 3: ≥ 0.95×).
 //!
 //! Data is decoded in memory (MNIST test set, IDX). The bare loop runs pre-built, preprocessed batches through
-//! `Runner::run_select` and drops the outputs; the eval path is `toolkit::commands::eval::evaluate`: prefetch
+//! `Runner::run_select` and drops the outputs; the eval path is `toolkit::analysis::evaluate::evaluate`: prefetch
 //! thread, parallel preprocessing, the same runs, scoring and statistics. Rounds alternate bare/eval so machine
 //! drift hits both; reported are the best round of each (the least disturbed by other processes on the machine)
 //! and the median of the per-round paired ratios.
@@ -13,11 +13,11 @@ use std::time::Instant;
 
 use ndarray::{ArrayViewD, IxDyn};
 use ratio_testkit::shared;
-use toolkit::commands::eval::{EvalConfig, evaluate};
+use toolkit::analysis::evaluate::{EvalConfig, evaluate};
 use toolkit::data::loader::{LoaderConfig, OnCorrupt, load_batch};
 use toolkit::data::preprocess::Preset;
 use toolkit::data::{Dataset, OpenOptions, open};
-use toolkit::provenance::Machine;
+use toolkit::provenance::detect_machine;
 use toolkit::runtime::{Feed, Runner, RuntimeConfig};
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -64,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         bootstrap: 0,
         seed: 0,
         progress: false,
+        per_sample: false,
     };
 
     let (mut best_bare, mut best_eval) = (f64::MAX, f64::MAX);
@@ -78,7 +79,7 @@ fn main() -> anyhow::Result<()> {
         let bare = t.elapsed().as_secs_f64();
         // Session creation stays outside the timed region, as for the bare loop.
         let runner = Runner::from_path(&model, &config)?;
-        let rec = evaluate(vec![runner], ds.clone(), &preset, &cfg, Some(threads))?;
+        let rec = evaluate(vec![runner], ds.clone(), &preset, &cfg, Some(threads))?.body;
         let eval = rec.run.seconds;
         assert_eq!(rec.models[0].samples as usize, n);
         eprintln!(
@@ -92,7 +93,7 @@ fn main() -> anyhow::Result<()> {
     }
     paired.sort_by(f64::total_cmp);
     let median = paired[paired.len() / 2];
-    let m = Machine::detect();
+    let m = detect_machine();
     println!(
         "eval_throughput mnist_cnn n={n} batch={batch} threads={threads} rounds={rounds}: bare {:.0} samples/s, \
          eval {:.0} samples/s, eval/bare = {:.3} best-vs-best, {:.3} median of paired rounds (ORT {}, {} × {}, model sha256 {}, preset {})",

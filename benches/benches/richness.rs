@@ -73,7 +73,7 @@ fn main() -> anyhow::Result<()> {
     let cpu_total = cpu_seconds() - cpu0;
     let m = &run.models[0];
 
-    let machine = toolkit::provenance::Machine::detect();
+    let machine = toolkit::provenance::detect_machine();
     println!("richness bench: mnist_cnn.onnx (sha256 {sha})");
     println!(
         "  data {} ({}, sha256 {}), preset {} [{}], seed {}",

@@ -3,24 +3,16 @@
 //! and copying outputs into `ndarray`.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::{ArrayD, IxDyn};
+use ratio_testkit::shared;
 use toolkit::runtime::{Feed, Runner, RuntimeConfig};
-
-fn mnist() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared/models/mnist_cnn.onnx"))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/models/mnist_cnn.onnx not found above {}", here.display()))
-}
 
 fn runner(c: &mut Criterion) {
     // One intra-op thread: comparable across machines and quiet on a shared box.
     let cfg = RuntimeConfig::cpu().with_threads(1);
-    let mut r = Runner::from_path(&mnist(), &cfg).expect("mnist_cnn loads");
+    let mut r = Runner::from_path(&shared("models/mnist_cnn.onnx"), &cfg).expect("mnist_cnn loads");
     let mut group = c.benchmark_group("cpu_f32_mnist_cnn");
     for batch in [1usize, 64] {
         // Deterministic, non-constant pixels in [0, 1).

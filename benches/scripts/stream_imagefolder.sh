@@ -42,7 +42,7 @@ echo "data: $data ($(du -sh "$data" | cut -f1), $images images); model: $onnx; b
 /usr/bin/time -v -o "$run/time.txt" "$bin/ratio" finetune "$onnx" --data "$data" --preset imagenet-torchvision \
   --random-resized-crop 224 --hflip --brightness 0.4 --contrast 0.4 --saturation 0.4 \
   --epochs "$epochs" --batch "$batch" --lr 0.01 --threads "$threads" --state "$state" "${limit_args[@]}" \
-  --no-progress --json -o "$run/out" >"$run/outcome.json"
+  --no-progress --json - -o "$run/out" >"$run/outcome.json"
 python3 - "$run" <<'EOF'
 import json, sys
 run = sys.argv[1]

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::act::ActKind;
 
-/// N convolutions per M activations. `1:1` is the identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// N convolutions per M activations. `1:1` is the identity (the baseline of a sweep).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Ratio {
     pub n: u32,
     pub m: u32,
@@ -20,7 +20,9 @@ pub enum RatioError {
     Syntax(String),
     #[error("ratio '{0}': N and M must be at least 1")]
     Zero(String),
-    #[error("ratio '{0}': N must be greater than M (N convolutions per M ReLUs), or 1:1 for the identity")]
+    #[error(
+        "ratio '{0}': N must be greater than M (need N ≥ M ≥ 1: N convolutions per M ReLUs), or 1:1 for the identity"
+    )]
     Order(String),
 }
 
@@ -50,8 +52,15 @@ impl fmt::Display for Ratio {
 }
 
 impl Ratio {
+    pub const ONE: Ratio = Ratio { n: 1, m: 1 };
+
     pub fn is_identity(self) -> bool {
         self.n == self.m
+    }
+
+    /// N/M as a number, for plotting ratios on an axis.
+    pub fn value(self) -> f64 {
+        f64::from(self.n) / f64::from(self.m)
     }
 
     /// Activations kept among `eligible` slots of one scope: ceil(eligible · M / N), so a scope never loses

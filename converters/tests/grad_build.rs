@@ -1,22 +1,13 @@
 //! Building train-step graphs without running them: the registry, errors before any work, structural validity,
 //! IR/opset limits, and writing learned values back into the inference model.
 
-use std::path::PathBuf;
-
 use converters::Model;
 use converters::autodiff::{BnMode, GradError, StateKind, TrainStepConfig, build_train_step};
 use converters::ir::build::{self, Attr, GraphBuilder};
 use converters::ops::{self, OpSpec, Registry};
 use converters::proto::tensor_proto::DataType;
 use converters::validate::validate;
-
-fn shared(rel: &str) -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared").join(rel))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
-}
+use ratio_testkit::shared;
 
 fn cfg(batch: i64) -> TrainStepConfig {
     TrainStepConfig {

@@ -2,8 +2,6 @@
 //! and run after surgery, counts match the policy, and where every removed ReLU's input is ≥ 0 the outputs equal
 //! the original's.
 
-use std::path::PathBuf;
-
 use converters::act::ActKind;
 use converters::convert::convert;
 use converters::ir::Model;
@@ -12,26 +10,18 @@ use converters::ir::tensor;
 use converters::policy::{Keep, Policy, Scope};
 use models::ModelConfig;
 use prost::Message;
+use ratio_testkit::shared;
 use toolkit::checks::check_conversion;
 use toolkit::runtime::RuntimeConfig;
 
-fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared").join(rel)
-}
+mod support;
+
+use support::policy;
 
 fn cfg() -> RuntimeConfig {
     RuntimeConfig {
         intra_threads: Some(1),
         ..RuntimeConfig::default()
-    }
-}
-
-fn policy(ratio: &str, scope: Scope, keep: Keep) -> Policy {
-    Policy {
-        ratio: ratio.parse().unwrap(),
-        scope,
-        keep,
-        ..Policy::default()
     }
 }
 

@@ -3,21 +3,13 @@
 //! and evaluated as an inference model on a held-out split. It must reach ≥ 95 % top-1.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
 
 use converters::autodiff::{BnMode, Optimizer, TrainStepConfig, build_train_step};
 use converters::ir::Model;
 use models::{ModelConfig, PlainConfig, plain_cnn};
 use ndarray::{ArrayD, IxDyn};
+use ratio_testkit::shared;
 use toolkit::runtime::{Feed, Runner, RuntimeConfig};
-
-fn shared(rel: &str) -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared").join(rel))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
-}
 
 /// (pixels scaled to [0, 1], labels) of the 1797 sklearn digits, in file order.
 fn digits() -> (Vec<f32>, Vec<i64>) {

@@ -17,12 +17,11 @@ use converters::ir::expose::expose_outputs;
 use converters::ir::external::is_external;
 use converters::plan::{Decision, Plan};
 use converters::proto::tensor_proto::DataType;
-use ndarray::{ArrayD, Axis};
+use ndarray::Axis;
 use prost::Message;
-use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::runtime::{ElemType, Feed, OptLevel, Outputs, RawF32, Runner, RuntimeConfig};
+use crate::runtime::{ElemType, OptLevel, Outputs, RandomInputs, RawF32, Runner, RuntimeConfig, random_inputs_filled};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RuntimeCheck {
@@ -41,28 +40,22 @@ pub struct RuntimeCheck {
 /// only ORT's fusion choices (e.g. Conv+Relu fused vs not) can differ — a few ulps of the activations' scale.
 pub const EQUAL_TOL: f32 = 1e-4;
 
-/// Random inputs in [0, 1) (image-like), one batch, seeded; symbolic dims set to `batch` (first) or 1. Inputs
-/// named in `skip` (weights fed separately) get nothing.
-pub fn random_feeds(runner: &Runner, batch: usize, seed: u64, skip: &[Weight]) -> Result<Vec<(String, ArrayD<f32>)>> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut feeds = Vec::new();
-    for spec in runner
+/// The seeded random batch of the check (see [`crate::runtime::random_inputs`]), symbolic dims set to `batch`.
+/// Inputs named in `skip` (weights fed separately) get nothing.
+fn check_inputs(runner: &Runner, batch: usize, seed: u64, skip: &[Weight]) -> Result<RandomInputs> {
+    let specs: Vec<_> = runner
         .inputs()
         .iter()
         .filter(|s| !skip.iter().any(|w| w.name == s.name))
-    {
-        anyhow::ensure!(
-            matches!(spec.elem, ElemType::F32),
+        .collect();
+    if let Some(spec) = specs.iter().find(|s| !matches!(s.elem, ElemType::F32)) {
+        anyhow::bail!(
             "input '{}' has type {:?}; the conversion check feeds float32 only (use --no-check)",
             spec.name,
             spec.elem
         );
-        let shape = spec.concrete_shape(batch);
-        let n: usize = shape.iter().product();
-        let data: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
-        feeds.push((spec.name.clone(), ArrayD::from_shape_vec(shape, data)?));
     }
-    Ok(feeds)
+    random_inputs_filled(specs, seed, batch)
 }
 
 /// Where removing an activation of this kind (or replacing it by LeakyRelu) leaves its output unchanged: the
@@ -136,8 +129,8 @@ fn run_half(
 ) -> Result<Outputs> {
     let mut runner =
         Runner::from_bytes(bytes, name, config).with_context(|| format!("loading {name} in ONNX Runtime"))?;
-    let feeds = random_feeds(&runner, batch, seed, weights)?;
-    let feed_refs: Vec<(&str, Feed<'_>)> = feeds.iter().map(|(n, a)| (n.as_str(), Feed::F32(a.view()))).collect();
+    let inputs = check_inputs(&runner, batch, seed, weights)?;
+    let feed_refs = inputs.feeds();
     let raw: Vec<RawF32<'_>> = weights
         .iter()
         .map(|w| RawF32 {

@@ -12,8 +12,24 @@ use crate::commands;
     about = "Apply and measure N:M conv:ReLU ratios on ONNX CNN checkpoints"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Flags every command takes, before or after its name.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// Print results only: no status lines, no progress bars.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also print what each step decided and why (repeatable).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No progress bars (status lines stay).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
 }
 
 #[derive(Debug, Subcommand)]

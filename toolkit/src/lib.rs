@@ -7,6 +7,7 @@ pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod data;
+pub mod printer;
 pub mod provenance;
 pub mod runtime;
 pub mod sweep;

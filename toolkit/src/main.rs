@@ -8,6 +8,8 @@ use toolkit::commands;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let g = &cli.global;
+    toolkit::printer::configure(g.quiet, g.verbose, !g.no_progress);
     let result = match cli.command {
         Command::Bench(a) => commands::bench::run(a),
         Command::Calibrate(a) => commands::calibrate::run(a),

@@ -1,44 +1,103 @@
-//! Where a number came from: tool and ONNX Runtime versions, device and execution provider, the machine, and when.
-//! Every command's JSON output embeds a [`Provenance`].
-
-use serde::Serialize;
+//! Where a number came from: tool and ONNX Runtime versions, device and execution provider, the machine. The
+//! types are the record schema's own ([`reports::schema::Provenance`], [`reports::schema::Machine`]); this module
+//! collects their values from the running process (it reads /proc and loads ONNX Runtime, which `reports` may not).
 
 use crate::runtime::Device;
 
-/// The host, read from /proc and /etc (fields are "unknown" where a file is missing, never an error).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Machine {
-    pub hostname: String,
-    pub cpu_model: String,
-    /// Logical CPUs available to this process.
-    pub cores: usize,
-    pub os: String,
-    pub memory_gb: f64,
+pub use reports::schema::{Machine, Provenance};
+
+/// Filling a [`Machine`] from this host.
+pub trait DetectMachine {
+    /// Read from /proc and /etc; fields are "unknown" where a file is missing, never an error.
+    fn detect() -> Machine;
 }
 
-impl Machine {
-    pub fn detect() -> Self {
-        let read = |p: &str| std::fs::read_to_string(p).ok();
-        let cpuinfo = read("/proc/cpuinfo").unwrap_or_default();
-        let meminfo = read("/proc/meminfo").unwrap_or_default();
-        let os_release = read("/etc/os-release").unwrap_or_default();
-        let kernel = read("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string());
-        let os_name = parse_os_release(&os_release);
-        Machine {
-            hostname: read("/proc/sys/kernel/hostname")
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "unknown".into()),
-            cpu_model: parse_cpu_model(&cpuinfo).unwrap_or_else(|| std::env::consts::ARCH.to_string()),
-            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            os: match (os_name, kernel) {
-                (Some(o), Some(k)) => format!("{o} (Linux {k})"),
-                (Some(o), None) => o,
-                (None, Some(k)) => format!("Linux {k}"),
-                (None, None) => std::env::consts::OS.to_string(),
-            },
-            memory_gb: parse_mem_total_gb(&meminfo).unwrap_or(0.0),
+impl DetectMachine for Machine {
+    fn detect() -> Machine {
+        detect_machine()
+    }
+}
+
+/// Filling a [`Provenance`] for this process.
+pub trait Collect {
+    /// Load ONNX Runtime if needed and describe this process for `device`.
+    fn collect(device: Device) -> Result<Provenance, crate::runtime::RuntimeError>;
+    /// The same with an ONNX Runtime version already known (read from a session).
+    fn with_ort_version(device: Device, ort_version: String) -> Provenance;
+}
+
+impl Collect for Provenance {
+    fn collect(device: Device) -> Result<Provenance, crate::runtime::RuntimeError> {
+        Ok(Self::with_ort_version(device, crate::runtime::ensure_ort()?))
+    }
+
+    fn with_ort_version(device: Device, ort_version: String) -> Provenance {
+        Provenance {
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            ort_version: Some(ort_version),
+            machine: detect_machine(),
+            device: Some(device.to_string()),
+            execution_provider: Some(device.execution_provider().to_string()),
+            extra: serde_json::Map::new(),
         }
+    }
+}
+
+/// Provenance of a command that loads no ONNX Runtime (inspect, model, a conversion without its check).
+pub fn no_runtime() -> Provenance {
+    Provenance {
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        machine: detect_machine(),
+        ..Provenance::default()
+    }
+}
+
+/// Provenance of the sweep driver, which runs no model itself: the ONNX Runtime its children will load is named
+/// by `ORT_DYLIB_PATH`; each child's own record carries the version its session reported.
+pub fn without_runtime() -> Provenance {
+    Provenance {
+        ort_version: ort_version_from_env(),
+        ..no_runtime()
+    }
+}
+
+/// `libonnxruntime.so.1.31.1` in `ORT_DYLIB_PATH` → `1.31.1`.
+pub fn ort_version_from_env() -> Option<String> {
+    let p = std::env::var("ORT_DYLIB_PATH").ok()?;
+    let name = std::path::Path::new(&p).file_name()?.to_string_lossy().into_owned();
+    Some(name.split(".so.").nth(1)?.to_string())
+}
+
+/// This host's name (`/proc/sys/kernel/hostname`, then `/etc/hostname`, then `$HOSTNAME`).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The host, read from /proc and /etc.
+pub fn detect_machine() -> Machine {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let cpuinfo = read("/proc/cpuinfo").unwrap_or_default();
+    let meminfo = read("/proc/meminfo").unwrap_or_default();
+    let os_release = read("/etc/os-release").unwrap_or_default();
+    let kernel = read("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string());
+    let os_name = parse_os_release(&os_release);
+    Machine {
+        hostname: hostname(),
+        cpu_model: parse_cpu_model(&cpuinfo).unwrap_or_else(|| std::env::consts::ARCH.to_string()),
+        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        os: match (os_name, kernel) {
+            (Some(o), Some(k)) => format!("{o} (Linux {k})"),
+            (Some(o), None) => o,
+            (None, Some(k)) => format!("Linux {k}"),
+            (None, None) => std::env::consts::OS.to_string(),
+        },
+        memory_gb: parse_mem_total_gb(&meminfo).unwrap_or(0.0),
     }
 }
 
@@ -71,38 +130,6 @@ fn parse_os_release(text: &str) -> Option<String> {
         .find_map(|l| l.strip_prefix("PRETTY_NAME="))
         .map(|v| v.trim().trim_matches('"').to_string())
         .filter(|s| !s.is_empty())
-}
-
-/// Provenance shared by every record a command writes.
-#[derive(Debug, Clone, Serialize)]
-pub struct Provenance {
-    /// `ratio` version (Cargo package version).
-    pub tool_version: String,
-    /// ONNX Runtime version actually loaded.
-    pub ort_version: String,
-    pub device: String,
-    pub execution_provider: String,
-    pub machine: Machine,
-    /// UTC, RFC 3339, seconds.
-    pub timestamp: String,
-}
-
-impl Provenance {
-    /// Load ONNX Runtime if needed and describe this process for `device`.
-    pub fn collect(device: Device) -> Result<Self, crate::runtime::RuntimeError> {
-        Ok(Self::with_ort_version(device, crate::runtime::ensure_ort()?))
-    }
-
-    pub fn with_ort_version(device: Device, ort_version: String) -> Self {
-        Provenance {
-            tool_version: env!("CARGO_PKG_VERSION").to_string(),
-            ort_version,
-            device: device.to_string(),
-            execution_provider: device.execution_provider().to_string(),
-            machine: Machine::detect(),
-            timestamp: utc_now_rfc3339(),
-        }
-    }
 }
 
 /// ONNX Runtime version, loading the library if needed.
@@ -152,5 +179,12 @@ mod tests {
         assert_eq!(v["device"], "cuda:1");
         assert_eq!(v["execution_provider"], "CUDAExecutionProvider");
         assert_eq!(v["machine"]["cores"], m.cores);
+        assert_eq!(p.device_label(), "cuda:1 (CUDAExecutionProvider)");
+        // The one text form of a machine names host, CPU, cores and OS.
+        let d = m.describe();
+        assert!(
+            d.starts_with(&m.hostname) && d.contains(&format!("{} cpus", m.cores)) && d.contains(&m.os),
+            "{d}"
+        );
     }
 }

@@ -1,26 +1,20 @@
 //! `ratio bench` end to end: the built binary on the real mnist_cnn checkpoint and on small generated models.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use converters::ir::build::{self, GraphBuilder};
 use converters::proto::tensor_proto::DataType;
+use ratio_testkit::{Run, shared};
+use reports::schema::Record;
+use reports::schema::bench::BenchBody;
 use serde_json::Value;
-
-fn shared(rel: &str) -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared").join(rel))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
-}
 
 fn mnist() -> PathBuf {
     shared("models/mnist_cnn.onnx")
 }
 
-fn ratio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ratio")).args(args).output().unwrap()
+fn ratio(args: &[&str]) -> Run {
+    ratio_testkit::ratio!().args(args).run()
 }
 
 /// A GPU is declared (`RATIO_GPU_TESTS=1`, as scripts/gpu-check.sh sets) or its device node exists.
@@ -28,13 +22,13 @@ fn gpu_expected() -> bool {
     std::env::var("RATIO_GPU_TESTS").as_deref() == Ok("1") || toolkit::runtime::nvidia_device_present()
 }
 
-fn json_of(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "ratio failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is the JSON report")
+/// The `ratio/bench/v1` record on stdout, checked against the typed body; returns it and its body as JSON.
+fn record_of(out: &Run) -> (Record, Value) {
+    out.success();
+    let rec = Record::from_json(&out.stdout).expect("stdout is the bench record");
+    rec.body_as::<BenchBody>().expect("the body is a bench body");
+    let body = rec.body.clone();
+    (rec, body)
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -77,16 +71,20 @@ fn sweep_report_has_every_setting_with_consistent_statistics() {
         "--seed",
         "3",
         "--json",
+        "-",
     ]);
-    let r = json_of(&out);
-    assert_eq!(r["schema"], "ratio.bench/1");
-    assert_eq!(r["provenance"]["ort_version"], "1.31.1");
-    assert_eq!(r["provenance"]["execution_provider"], "CPUExecutionProvider");
-    assert!(r["provenance"]["machine"]["cores"].as_u64().unwrap() >= 1);
+    let (rec, r) = record_of(&out);
+    assert_eq!(rec.schema, "ratio/bench/v1");
+    assert_eq!(rec.provenance.ort_version.as_deref(), Some("1.31.1"));
     assert_eq!(
-        r["models"][0]["sha256"],
-        "0faaecc40ad7d87a9aae98c636c6686fdd7af3c887849216c5c3e39886199150"
+        rec.provenance.execution_provider.as_deref(),
+        Some("CPUExecutionProvider")
     );
+    assert!(rec.provenance.machine.cores >= 1);
+    assert_eq!(rec.provenance.extra["seed"], 3);
+    let mnist_sha = "0faaecc40ad7d87a9aae98c636c6686fdd7af3c887849216c5c3e39886199150";
+    assert_eq!(r["models"][0]["sha256"], mnist_sha);
+    assert_eq!(rec.inputs[0].sha256, mnist_sha);
     assert_eq!(r["settings"]["seed"], 3);
     let runs = r["runs"].as_array().unwrap();
     let settings: Vec<(u64, u64)> = runs
@@ -120,7 +118,7 @@ fn sweep_report_has_every_setting_with_consistent_statistics() {
         assert!(g["comparisons"].as_array().unwrap().is_empty());
     }
     // The table went to stderr since stdout holds the JSON.
-    let table = String::from_utf8_lossy(&out.stderr);
+    let table = &out.stderr;
     assert!(
         table.contains("mnist_cnn.onnx") && table.contains("overhead outside Session::run"),
         "{table}"
@@ -142,8 +140,9 @@ fn several_models_are_interleaved_and_compared_to_the_first() {
         "--batch",
         "2",
         "--json",
+        "-",
     ]);
-    let r = json_of(&out);
+    let r = record_of(&out).1;
     let g = &r["runs"][0];
     assert_eq!(g["results"].as_array().unwrap().len(), 2);
     assert_eq!(g["results"][1]["latency_ms"]["n"], 30);
@@ -184,14 +183,15 @@ fn json_out_is_written_and_the_table_goes_to_stdout() {
         "3",
         "--warmup",
         "0",
-        "--json-out",
+        "--json",
         p(&file),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let table = String::from_utf8_lossy(&out.stdout);
+    out.success();
+    let table = &out.stdout;
     assert!(table.contains("ONNX Runtime 1.31.1"), "{table}");
-    let r: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    assert_eq!(r["runs"][0]["iterations"], 3);
+    let rec = Record::from_json(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let r: BenchBody = rec.body_as().unwrap();
+    assert_eq!(r.runs[0].iterations, 3);
     // Only the report is left: the atomic write's temp file was renamed.
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -199,8 +199,17 @@ fn json_out_is_written_and_the_table_goes_to_stdout() {
 
 #[test]
 fn duration_mode_runs_at_least_once() {
-    let out = ratio(&["bench", p(&mnist()), "--warmup", "1", "--duration", "0.05", "--json"]);
-    let r = json_of(&out);
+    let out = ratio(&[
+        "bench",
+        p(&mnist()),
+        "--warmup",
+        "1",
+        "--duration",
+        "0.05",
+        "--json",
+        "-",
+    ]);
+    let r = record_of(&out).1;
     assert!(r["runs"][0]["iterations"].as_u64().unwrap() >= 1);
     assert_eq!(r["settings"]["duration_s"], 0.05);
     assert!(r["settings"]["iters"].is_null());
@@ -221,8 +230,9 @@ fn profile_summarizes_ops_and_nodes() {
         "--profile-top",
         "2",
         "--json",
+        "-",
     ]);
-    let r = json_of(&out);
+    let r = record_of(&out).1;
     let prof = &r["runs"][0]["profiles"][0]["summary"];
     assert_eq!(prof["runs"], 4);
     assert_eq!(prof["top_nodes"].as_array().unwrap().len(), 2);
@@ -241,11 +251,11 @@ fn profile_summarizes_ops_and_nodes() {
 fn static_batch_mismatch_is_a_clear_error() {
     let dir = scratch("static");
     let fixed = relu_model(&dir, "fixed", Some(1));
-    let ok = ratio(&["bench", p(&fixed), "--iters", "2", "--batch", "1", "--json"]);
-    assert_eq!(json_of(&ok)["runs"][0]["batch"], 1);
+    let ok = ratio(&["bench", p(&fixed), "--iters", "2", "--batch", "1", "--json", "-"]);
+    assert_eq!(record_of(&ok).1["runs"][0]["batch"], 1);
     let out = ratio(&["bench", p(&fixed), "--iters", "2", "--batch", "8"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = &out.stderr;
+    assert_eq!(out.code, Some(2), "{err}");
     assert!(
         err.contains("fixed.onnx: input 'x' [1,4] has a static batch dimension of 1; --batch 8"),
         "{err}"
@@ -256,41 +266,42 @@ fn static_batch_mismatch_is_a_clear_error() {
 #[test]
 fn bad_arguments_and_missing_files_exit_2_with_the_reason() {
     let out = ratio(&["bench", "/nonexistent/m.onnx", "--iters", "1"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("/nonexistent/m.onnx: cannot load the model"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
+    out.fails_with(&["/nonexistent/m.onnx: cannot load the model"]);
 
     let out = ratio(&["bench", p(&mnist()), "--batch", "0"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("batch sizes must be at least 1"));
-    let out = ratio(&["bench", p(&mnist()), "--device", "cuda:0", "--iters", "1", "--json"]);
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.stderr.contains("batch sizes must be at least 1"));
+    let out = ratio(&[
+        "bench",
+        p(&mnist()),
+        "--device",
+        "cuda:0",
+        "--iters",
+        "1",
+        "--json",
+        "-",
+    ]);
+    let err = &out.stderr;
     if cfg!(feature = "cuda") && gpu_expected() {
         assert_eq!(
-            json_of(&out)["provenance"]["execution_provider"],
-            "CUDAExecutionProvider"
+            record_of(&out).0.provenance.execution_provider.as_deref(),
+            Some("CUDAExecutionProvider")
         );
     } else {
-        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(out.code, Some(2), "{err}");
         if !cfg!(feature = "cuda") {
             assert!(err.contains("built without the `cuda` feature"), "{err}");
         }
     }
     let out = ratio(&["bench", p(&mnist()), "--device", "tpu"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown device 'tpu'"));
+    assert!(out.stderr.contains("unknown device 'tpu'"));
 }
 
 #[test]
 fn missing_library_is_a_clear_error_not_a_panic() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ratio"))
+    let out = ratio_testkit::ratio!()
         .args(["bench", "--iters", "1"])
         .arg(mnist())
         .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so.1.31.1")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("/nonexistent/libonnxruntime.so.1.31.1"), "{stderr}");
-    assert!(stderr.contains("run scripts/setup-ort.sh"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+        .run();
+    out.fails_with(&["/nonexistent/libonnxruntime.so.1.31.1", "run scripts/setup-ort.sh"]);
 }

@@ -7,8 +7,6 @@
 //! is `models::fold_bn` of it. Both are converted at 2:1 (block scope, keep last: the first ReLU of every
 //! residual block goes).
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use converters::Model;
@@ -16,6 +14,7 @@ use converters::autodiff::{BnMode, Optimizer, TrainStepConfig, build_train_step}
 use converters::convert::convert;
 use converters::policy::Policy;
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use ratio_testkit::shared;
 use toolkit::calibrate::samples::{CalibData, SampleSpec};
 use toolkit::calibrate::{CalibrateOptions, Calibrated, adabn, calibrate, reinsert};
 use toolkit::data::loader::{OnCorrupt, load_batch};
@@ -23,10 +22,6 @@ use toolkit::data::preprocess::Preset;
 use toolkit::data::{self, OpenOptions, Split};
 use toolkit::runtime::{Feed, Runner, RuntimeConfig};
 use toolkit::train::StepSession;
-
-fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared").join(rel)
-}
 
 fn mnist() -> String {
     shared("data/mnist").display().to_string()
@@ -273,7 +268,7 @@ fn finetune_bn_reinsert_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("mnist_cnn.onnx");
     std::fs::copy(shared("models/mnist_cnn.onnx"), &src).unwrap();
-    let ratio = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_ratio")).args(args).output().unwrap();
+    let ratio = |args: &[&str]| ratio_testkit::ratio!().args(args).run();
     let s = |p: &std::path::Path| p.display().to_string();
     let out = dir.path().join("run");
     let common = [
@@ -298,7 +293,7 @@ fn finetune_bn_reinsert_from_the_command_line() {
     args.extend(common.iter().map(|a| a.to_string()));
     args.push(s(&out));
     let o = ratio(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o.success();
     let m = Model::load(out.join("model.onnx")).unwrap();
     assert!(
         m.graph()
@@ -323,8 +318,8 @@ fn finetune_bn_reinsert_from_the_command_line() {
     args.extend(common.iter().map(|a| a.to_string()));
     args.push(s(&out2));
     let o = ratio(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
+    let err = &o.stderr;
+    assert!(!o.succeeded());
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(
         err.contains("plain_bn.onnx: --bn reinsert is for BN-folded models"),

@@ -4,23 +4,15 @@
 //! naming the file, a non-zero exit and nothing written.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use converters::Model;
 use prost::Message;
+use ratio_testkit::{Run, shared};
 use reports::schema::Record;
 use reports::schema::calibrate::CalibrateBody;
 
-fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared").join(rel)
-}
-
-fn ratio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ratio")).args(args).output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+fn ratio(args: &[&str]) -> Run {
+    ratio_testkit::ratio!().args(args).run()
 }
 
 fn mnist_data() -> String {
@@ -34,10 +26,16 @@ fn s(p: &Path) -> &str {
 /// mnist_cnn.onnx copied into `dir` and converted there at 2:1 (global, no protection: 4 → 2 ReLUs), so the
 /// converted model's recorded source sits beside it.
 fn converted(dir: &Path) -> PathBuf {
+    let out = dir.join("mnist21.onnx");
+    convert_2_1(dir, &out, &[]).success();
+    out
+}
+
+/// `ratio convert` of a copy of mnist_cnn.onnx in `dir` at 2:1, global, no protection, to `out`, plus `extra`.
+fn convert_2_1(dir: &Path, out: &Path, extra: &[&str]) -> Run {
     let src = dir.join("mnist_cnn.onnx");
     std::fs::copy(shared("models/mnist_cnn.onnx"), &src).unwrap();
-    let out = dir.join("mnist21.onnx");
-    let o = ratio(&[
+    let args = [
         "convert",
         s(&src),
         "--ratio",
@@ -47,20 +45,9 @@ fn converted(dir: &Path) -> PathBuf {
         "--no-protect-stem",
         "--no-protect-head",
         "-o",
-        s(&out),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    out
-}
-
-/// One `error:` line naming `needle`, no cause chain, no panic, a non-zero exit.
-fn assert_one_line_error(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success: {err}");
-    assert!(err.contains(needle), "stderr does not name '{needle}': {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
+        s(out),
+    ];
+    ratio(&[&args[..], extra].concat())
 }
 
 fn record(path: &Path) -> CalibrateBody {
@@ -84,7 +71,7 @@ fn mnist_cnn_at_2_1_recovers_98_percent_without_a_gradient_step() {
         "--json",
         s(&json),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    o.success();
     let b = record(&json);
     // The setup of DESIGN.md §7: 81.37% before on the 10k test images, the source at 99.06%.
     assert_eq!(b.before.samples, 10_000);
@@ -153,7 +140,7 @@ fn mnist_cnn_at_2_1_recovers_98_percent_without_a_gradient_step() {
 
     // Running again without --force keeps the output.
     let o = ratio(&["calibrate", s(&model), "--data", &mnist_data(), "--preset", "mnist"]);
-    assert_one_line_error(&o, "mnist21.calibrated.onnx: output exists");
+    o.fails_in_one_line(&["mnist21.calibrated.onnx: output exists"]);
 }
 
 #[test]
@@ -177,7 +164,7 @@ fn affine_matching_alone_recovers_most_of_the_accuracy() {
         "--json",
         s(&json),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    o.success();
     let b = record(&json);
     assert_eq!(b.before.samples, 5000);
     let (before, after) = (b.before.top1.unwrap(), b.after.top1.unwrap());
@@ -196,29 +183,19 @@ fn affine_matching_alone_recovers_most_of_the_accuracy() {
 #[test]
 fn convert_with_calibrate_data_writes_the_calibrated_model() {
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("mnist_cnn.onnx");
-    std::fs::copy(shared("models/mnist_cnn.onnx"), &src).unwrap();
     let out = dir.path().join("c.onnx");
-    let o = ratio(&[
-        "convert",
-        s(&src),
-        "--ratio",
-        "2:1",
-        "--scope",
-        "global",
-        "--no-protect-stem",
-        "--no-protect-head",
-        "-o",
-        s(&out),
+    let data = mnist_data();
+    let calibrate = [
         "--calibrate-data",
-        &mnist_data(),
+        data.as_str(),
         "--calibrate-preset",
         "mnist",
         "--calibrate-samples",
         "1000",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("calibrated on 1000 samples"), "{}", stderr(&o));
+    ];
+    let o = convert_2_1(dir.path(), &out, &calibrate);
+    o.success();
+    assert!(o.stderr.contains("calibrated on 1000 samples"), "{}", o.stderr);
     let m = Model::load(&out).unwrap();
     assert_eq!(m.metadata("ratio.ratio"), Some("2:1"));
     assert_eq!(m.metadata("ratio.calibrate.samples"), Some("1000"));
@@ -233,17 +210,19 @@ fn convert_with_calibrate_data_writes_the_calibrated_model() {
         "--limit",
         "2000",
         "--json",
+        "-",
         "--no-progress",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let rec = Record::from_json(&String::from_utf8_lossy(&o.stdout)).unwrap();
+    o.success();
+    let rec = Record::from_json(&o.stdout).unwrap();
     let top1 = rec.body["models"][0]["top1"].as_f64().unwrap();
     assert!(top1 > 0.96, "converted + calibrated top-1 {top1}");
 
     // Without a preprocessing preset the request is refused before anything is written.
     let out2 = dir.path().join("d.onnx");
+    let src = dir.path().join("mnist_cnn.onnx");
     let o = ratio(&["convert", s(&src), "-o", s(&out2), "--calibrate-data", &mnist_data()]);
-    assert_one_line_error(&o, "--calibrate-data needs --calibrate-preset");
+    o.fails_in_one_line(&["--calibrate-data needs --calibrate-preset"]);
     assert!(!out2.exists());
 }
 
@@ -287,8 +266,7 @@ fn bad_inputs_are_one_line_naming_the_file_and_write_nothing() {
         "--samples",
         "1000",
     ]);
-    assert_one_line_error(&o, "digits.csv.gz: calibration data does not fit");
-    assert!(stderr(&o).contains("mnist21.onnx"));
+    o.fails_in_one_line(&["digits.csv.gz: calibration data does not fit", "mnist21.onnx"]);
     // A set without a test split that calibration would use up leaves nothing to measure on.
     let o = ratio(&[
         "calibrate",
@@ -300,7 +278,7 @@ fn bad_inputs_are_one_line_naming_the_file_and_write_nothing() {
         "-o",
         s(&out),
     ]);
-    assert_one_line_error(&o, "digits.csv.gz: all 1797 samples are used for calibration");
+    o.fails_in_one_line(&["digits.csv.gz: all 1797 samples are used for calibration"]);
 
     // Labels outside the model's classes: a 5-class plain CNN on 10-class MNIST.
     let five = dir.path().join("five.onnx");
@@ -318,47 +296,46 @@ fn bad_inputs_are_one_line_naming_the_file_and_write_nothing() {
         "-o",
         s(&five21),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    o.success();
     let o = run_on(&five21, &[]);
-    assert_one_line_error(&o, "outside the 5 classes of");
-    assert!(stderr(&o).contains("data/mnist"));
+    o.fails_in_one_line(&["outside the 5 classes of", "data/mnist"]);
 
     // A reference whose tensors do not line up: another network with the same input and output names.
     let plain = dir.path().join("plain.onnx");
     let p = models::plain_cnn(&models::PlainConfig::new(models::ModelConfig::new(1, 28, 10))).unwrap();
     std::fs::write(&plain, p.encode_to_vec()).unwrap();
     let o = run(&["--reference", s(&plain)]);
-    assert_one_line_error(&o, "plain.onnx: a reference model whose tensors do not line up with");
+    o.fails_in_one_line(&["plain.onnx: a reference model whose tensors do not line up with"]);
     assert!(
-        stderr(&o).contains("no tensor '/conv_layers/conv_layers.0/Conv_output_0'"),
+        o.stderr
+            .contains("no tensor '/conv_layers/conv_layers.0/Conv_output_0'"),
         "{}",
-        stderr(&o)
+        o.stderr
     );
 
     // Nothing removed relative to the reference.
     let same = dir.path().join("same.onnx");
     std::fs::copy(shared("models/mnist_cnn.onnx"), &same).unwrap();
     let o = run_on(&same, &["--reference", s(&dir.path().join("mnist_cnn.onnx"))]);
-    assert_one_line_error(&o, "same.onnx: nothing to calibrate");
+    o.fails_in_one_line(&["same.onnx: nothing to calibrate"]);
 
     // No reference: the recorded source is not beside the model, or is a different file.
     let away = tempfile::tempdir().unwrap();
     let moved = away.path().join("mnist21.onnx");
     std::fs::copy(&model, &moved).unwrap();
     let o = run_on(&moved, &[]);
-    assert_one_line_error(&o, "records its source as 'mnist_cnn.onnx'");
-    assert!(stderr(&o).contains("--reference"));
+    o.fails_in_one_line(&["records its source as 'mnist_cnn.onnx'", "--reference"]);
     std::fs::copy(&five, away.path().join("mnist_cnn.onnx")).unwrap();
     let o = run_on(&moved, &[]);
-    assert_one_line_error(&o, "not the recorded");
+    o.fails_in_one_line(&["not the recorded"]);
     let bare = away.path().join("bare.onnx");
     std::fs::copy(&same, &bare).unwrap();
     let o = run_on(&bare, &["--method", "affine"]);
-    assert_one_line_error(&o, "bare.onnx: --method affine matches the source model's tensors");
+    o.fails_in_one_line(&["bare.onnx: --method affine matches the source model's tensors"]);
 
     // AdaBN on a model without BatchNormalization.
     let o = run(&["--method", "adabn"]);
-    assert_one_line_error(&o, "mnist21.onnx: no BatchNormalization to re-estimate");
+    o.fails_in_one_line(&["mnist21.onnx: no BatchNormalization to re-estimate"]);
 
     // Output equal to the input.
     let o = ratio(&[
@@ -371,7 +348,7 @@ fn bad_inputs_are_one_line_naming_the_file_and_write_nothing() {
         "-o",
         s(&model),
     ]);
-    assert_one_line_error(&o, "refusing to overwrite");
+    o.fails_in_one_line(&["refusing to overwrite"]);
 
     assert!(!out.exists(), "a failed calibration wrote its output");
 }

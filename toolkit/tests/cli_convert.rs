@@ -2,20 +2,17 @@
 //! naming the file and a non-zero exit, and nothing is overwritten.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use prost::Message;
+use ratio_testkit::{Run, shared};
+use reports::schema::Record;
+use reports::schema::convert::ConvertBody;
+use reports::schema::inspect::InspectBody;
 
-fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared").join(rel)
-}
+const MNIST_SHA: &str = "0faaecc40ad7d87a9aae98c636c6686fdd7af3c887849216c5c3e39886199150";
 
-fn ratio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ratio")).args(args).output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+fn ratio(args: &[&str]) -> Run {
+    ratio_testkit::ratio!().args(args).run()
 }
 
 fn copy_mnist(dir: &Path) -> PathBuf {
@@ -24,23 +21,15 @@ fn copy_mnist(dir: &Path) -> PathBuf {
     p
 }
 
-fn assert_fails_naming(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success: {err}");
-    assert!(err.contains(needle), "stderr does not name '{needle}': {err}");
-    assert!(!err.contains("panicked"), "{err}");
-}
-
 #[test]
 fn ratio_convert_binary_works_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let m = copy_mnist(dir.path());
-    let o = Command::new(env!("CARGO_BIN_EXE_ratio-convert"))
+    let o = ratio_testkit::ratio!("ratio-convert")
         .arg(&m)
         .args(["--ratio", "2:1"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+        .run();
+    o.success();
     let out = dir.path().join("mnist_cnn.2-1.onnx");
     assert!(out.is_file());
     let conv = converters::ir::Model::load(&out).unwrap();
@@ -52,18 +41,16 @@ fn ratio_convert_binary_works_as_written() {
         std::fs::read(shared("models/mnist_cnn.onnx")).unwrap()
     );
     // Running again refuses to overwrite; --force overwrites.
-    let o = Command::new(env!("CARGO_BIN_EXE_ratio-convert"))
+    let o = ratio_testkit::ratio!("ratio-convert")
         .arg(&m)
         .args(["--ratio", "2:1"])
-        .output()
-        .unwrap();
-    assert_fails_naming(&o, "mnist_cnn.2-1.onnx: output exists");
-    let o = Command::new(env!("CARGO_BIN_EXE_ratio-convert"))
+        .run();
+    o.fails(&["mnist_cnn.2-1.onnx: output exists"]);
+    let o = ratio_testkit::ratio!("ratio-convert")
         .arg(&m)
         .args(["--ratio", "2:1", "--force"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+        .run();
+    o.success();
 }
 
 #[test]
@@ -78,8 +65,8 @@ fn bad_ratio_strings_are_rejected() {
         ("3:1:1", "N:M"),
     ] {
         let o = ratio(&["convert", m.to_str().unwrap(), "--ratio", r]);
-        assert_fails_naming(&o, why);
-        assert!(stderr(&o).contains(r));
+        o.fails(&[why]);
+        assert!(o.stderr.contains(r));
     }
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing written");
 }
@@ -98,12 +85,12 @@ fn bad_model_files_are_named() {
     ] {
         for cmd in ["convert", "inspect"] {
             let o = ratio(&[cmd, p.to_str().unwrap()]);
-            assert_fails_naming(&o, needle);
-            assert_eq!(o.status.code(), Some(2));
+            o.fails(&[needle]);
+            assert_eq!(o.code, Some(2));
         }
     }
     let o = ratio(&["convert", dir.path().join("missing.onnx").to_str().unwrap()]);
-    assert_fails_naming(&o, "missing.onnx: No such file");
+    o.fails(&["missing.onnx: No such file"]);
 }
 
 #[test]
@@ -114,8 +101,7 @@ fn unreadable_external_data_is_named() {
     m.save(&p, true).unwrap();
     std::fs::remove_file(dir.path().join("ext.onnx.data")).unwrap();
     let o = ratio(&["convert", p.to_str().unwrap()]);
-    assert_fails_naming(&o, "ext.onnx: external data");
-    assert!(stderr(&o).contains("ext.onnx.data"));
+    o.fails(&["ext.onnx: external data", "ext.onnx.data"]);
 }
 
 #[test]
@@ -125,7 +111,7 @@ fn external_data_models_convert_with_a_side_file() {
     let p = dir.path().join("ext.onnx");
     m.save(&p, true).unwrap();
     let o = ratio(&["convert", p.to_str().unwrap(), "--ratio", "2:1"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    o.success();
     assert!(dir.path().join("ext.2-1.onnx.data").is_file());
     let back = converters::ir::Model::load(dir.path().join("ext.2-1.onnx")).unwrap();
     assert!(back.has_external_data());
@@ -136,10 +122,7 @@ fn no_slots_unknown_ops_and_output_equal_to_input() {
     let dir = tempfile::tempdir().unwrap();
     let silu = dir.path().join("silu.onnx");
     std::fs::write(&silu, models::patterns::silu_net().encode_to_vec()).unwrap();
-    assert_fails_naming(
-        &ratio(&["convert", silu.to_str().unwrap()]),
-        "silu.onnx: no activation slots",
-    );
+    ratio(&["convert", silu.to_str().unwrap()]).fails(&["silu.onnx: no activation slots"]);
 
     // An op ONNX Runtime does not know: the runtime check fails with the op named, nothing is written.
     let mut proto = models::patterns::relu_feeds_graph_output();
@@ -160,13 +143,13 @@ fn no_slots_unknown_ops_and_output_equal_to_input() {
         "--scope",
         "global",
     ]);
-    assert_fails_naming(&o, "unknown.onnx");
-    assert!(stderr(&o).contains("FancyConv"), "{}", stderr(&o));
+    o.fails(&["unknown.onnx"]);
+    assert!(o.stderr.contains("FancyConv"), "{}", o.stderr);
     assert!(!dir.path().join("unknown.2-1.onnx").exists());
 
     let m = copy_mnist(dir.path());
     let o = ratio(&["convert", m.to_str().unwrap(), "-o", m.to_str().unwrap(), "--force"]);
-    assert_fails_naming(&o, "output path is the input model");
+    o.fails(&["output path is the input model"]);
     assert_eq!(
         std::fs::read(&m).unwrap(),
         std::fs::read(shared("models/mnist_cnn.onnx")).unwrap()
@@ -188,8 +171,8 @@ fn plan_dry_run_then_apply_plan_reproduces_the_conversion() {
         "--no-protect-stem",
         "--plan",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let table = String::from_utf8(o.stdout).unwrap();
+    o.success();
+    let table = &o.stdout;
     assert!(table.contains("REMOVE") && table.contains("head (protected"), "{table}");
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
@@ -207,6 +190,7 @@ fn plan_dry_run_then_apply_plan_reproduces_the_conversion() {
         "--no-protect-stem",
         "--plan",
         "--json",
+        "-",
     ]);
     let plan_file = dir.path().join("plan.json");
     std::fs::write(&plan_file, &o.stdout).unwrap();
@@ -223,7 +207,7 @@ fn plan_dry_run_then_apply_plan_reproduces_the_conversion() {
         "-o",
         direct.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    o.success();
     let o = ratio(&[
         "convert",
         ms,
@@ -232,12 +216,12 @@ fn plan_dry_run_then_apply_plan_reproduces_the_conversion() {
         "-o",
         via_plan.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    o.success();
     assert_eq!(std::fs::read(direct).unwrap(), std::fs::read(via_plan).unwrap());
 
     std::fs::write(&plan_file, "{ not json").unwrap();
     let o = ratio(&["convert", ms, "--apply-plan", plan_file.to_str().unwrap()]);
-    assert_fails_naming(&o, "plan.json: not a ratio plan");
+    o.fails(&["plan.json: not a ratio plan"]);
 }
 
 #[test]
@@ -245,7 +229,7 @@ fn identity_ratio_writes_identical_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let m = copy_mnist(dir.path());
     let o = ratio(&["convert", m.to_str().unwrap(), "--ratio", "1:1"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    o.success();
     assert_eq!(
         std::fs::read(dir.path().join("mnist_cnn.1-1.onnx")).unwrap(),
         std::fs::read(&m).unwrap()
@@ -254,15 +238,58 @@ fn identity_ratio_writes_identical_bytes() {
 
 #[test]
 fn inspect_json_reports_slots_ratios_and_costs() {
-    let o = ratio(&["inspect", shared("models/mnist_cnn.onnx").to_str().unwrap(), "--json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["slots"].as_array().unwrap().len(), 4);
-    assert_eq!(v["op_histogram"]["Conv"], 3);
+    let o = ratio(&[
+        "inspect",
+        shared("models/mnist_cnn.onnx").to_str().unwrap(),
+        "--json",
+        "-",
+    ]);
+    o.success();
+    let rec = Record::from_json(&o.stdout).unwrap();
+    assert_eq!(rec.schema, "ratio/inspect/v1");
+    let v: InspectBody = rec.body_as().unwrap();
+    assert_eq!(v.slots.len(), 4);
+    assert_eq!(v.op_count("Conv"), 3);
+    assert_eq!((v.slots[0].kind.as_str(), v.slots[0].role.as_str()), ("relu", "stem"));
     // 320 + 18496 + 73856 conv params + 295168 + 2570 fc params.
-    assert_eq!(v["params_total"], 390410);
+    assert_eq!(v.params_total, 390410);
     // conv1: 28·28·32 outputs × 9 MACs each.
-    assert_eq!(v["layers"][0]["macs"], 28 * 28 * 32 * 9);
+    assert_eq!(v.layers[0].macs, 28 * 28 * 32 * 9);
+    assert_eq!(rec.inputs[0].sha256, MNIST_SHA);
+}
+
+#[test]
+fn convert_json_is_a_typed_record_pinning_both_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = copy_mnist(dir.path());
+    let out = dir.path().join("two.onnx");
+    let o = ratio(&[
+        "convert",
+        m.to_str().unwrap(),
+        "--ratio",
+        "2:1",
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+        "-",
+    ]);
+    o.success();
+    let rec = Record::from_json(&o.stdout).unwrap();
+    assert_eq!(rec.schema, "ratio/convert/v1");
+    let b: ConvertBody = rec.body_as().unwrap();
+    // The MNIST CNN has 4 ReLUs; 2:1 with stem and head protected removes exactly one.
+    assert_eq!((b.slots, b.changed.len(), b.ratio.as_str()), (4, 1, "2:1"));
+    assert_eq!(b.scopes.iter().map(|s| s.changed).sum::<usize>(), 1);
+    let check = b.runtime_check.expect("the ONNX Runtime check ran");
+    assert!(check.qualifying_samples <= check.batch);
+    // The record pins the input and the written output by content, and names the runtime that checked it.
+    assert_eq!(rec.inputs[0].sha256, MNIST_SHA);
+    let written = converters::ir::model::sha256_file(&out).unwrap();
+    assert_eq!(
+        (rec.outputs[0].sha256.as_str(), b.output_sha256.as_str()),
+        (written.as_str(), written.as_str())
+    );
+    assert_eq!(rec.provenance.ort_version.as_deref(), Some("1.31.1"));
 }
 
 #[test]
@@ -288,9 +315,9 @@ fn by_negative_mass_scores_slots_from_data() {
         "--samples",
         "256",
     ];
-    let o = ratio(&[&args[..], &["--plan", "--json"]].concat());
-    assert!(o.status.success(), "{}", stderr(&o));
-    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let o = ratio(&[&args[..], &["--plan", "--json", "-"]].concat());
+    o.success();
+    let plan = o.json();
     let slots = plan["slots"].as_array().unwrap();
     let scores: Vec<f64> = slots
         .iter()
@@ -309,5 +336,5 @@ fn by_negative_mass_scores_slots_from_data() {
     assert!(plan["policy"]["keep"] == "by-negative-mass");
     // Without data the policy is refused with a clear message.
     let o = ratio(&["convert", m.to_str().unwrap(), "--keep", "by-negative-mass"]);
-    assert_fails_naming(&o, "needs --data");
+    o.fails(&["needs --data"]);
 }

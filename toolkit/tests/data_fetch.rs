@@ -2,31 +2,23 @@
 //! temp folders: pinned hashes, idempotence, repair of a damaged file, and a clear message when a tool is missing.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
+use ratio_testkit::Run;
 use toolkit::data::{OpenOptions, Split, open};
 
-fn ratio_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ratio"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
+fn ratio_in(dir: &Path, args: &[&str]) -> Run {
+    ratio_testkit::ratio!().args(args).current_dir(dir).run()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+fn text(o: &Run) -> String {
+    format!("{}{}", o.stdout, o.stderr)
 }
 
 #[test]
 fn digits_fetch_is_verified_idempotent_and_repairs_damage() {
     let cwd = tempfile::tempdir().unwrap();
     let o = ratio_in(cwd.path(), &["data", "fetch", "digits"]);
-    assert!(o.status.success(), "{}", text(&o));
+    o.success();
     assert!(text(&o).contains("fetched and verified"), "{}", text(&o));
     let file = cwd.path().join(".data/digits/digits.csv.gz");
     let ds = open(file.to_str().unwrap(), &OpenOptions::default()).unwrap();
@@ -64,7 +56,7 @@ fn fashion_mnist_fetch_from_debian() {
         dir.path(),
         &["data", "fetch", "fashion-mnist", "--dir", target.to_str().unwrap()],
     );
-    assert!(o.status.success(), "{}", text(&o));
+    o.success();
     let train = open(
         target.to_str().unwrap(),
         &OpenOptions {
@@ -89,7 +81,7 @@ fn mnist_fetch_from_the_malformed_sdist() {
         dir.path(),
         &["data", "fetch", "mnist", "--dir", target.to_str().unwrap()],
     );
-    assert!(o.status.success(), "{}", text(&o));
+    o.success();
     let ds = open(target.to_str().unwrap(), &OpenOptions::default()).unwrap();
     assert_eq!((ds.len(), ds.label(0)), (10_000, 7));
 }
@@ -97,13 +89,12 @@ fn mnist_fetch_from_the_malformed_sdist() {
 #[test]
 fn missing_python_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_ratio"))
+    let o = ratio_testkit::ratio!()
         .args(["data", "fetch", "digits"])
         .current_dir(dir.path())
         .env("PYTHON", "/nonexistent/python3")
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
+        .run();
+    assert_eq!(o.code, Some(2));
     let t = text(&o);
     assert!(
         t.contains("downloading the scikit-learn wheel") && t.contains("/nonexistent/python3"),

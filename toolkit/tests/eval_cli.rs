@@ -27,21 +27,18 @@ fn mnist_data() -> String {
     shared("data/mnist").display().to_string()
 }
 
+/// `ratio eval` of the MNIST CNN twice (baseline and model) on the first `limit` test images, as JSON, plus `extra`.
+fn eval_twice(limit: &str, extra: &[&str]) -> Run {
+    let (m, d) = (mnist_model(), mnist_data());
+    let args = [
+        "eval", &m, &m, "--data", &d, "--preset", "mnist", "--limit", limit, "--json", "-",
+    ];
+    ratio(&[&args[..], extra].concat())
+}
+
 #[test]
 fn json_record_for_two_models_on_the_same_samples() {
-    let m = mnist_model();
-    let o = ratio(&[
-        "eval",
-        &m,
-        &m,
-        "--data",
-        &mnist_data(),
-        "--preset",
-        "mnist",
-        "--limit",
-        "300",
-        "--json",
-    ]);
+    let o = eval_twice("300", &[]);
     o.success();
     let env = Record::from_json(&o.stdout).unwrap();
     assert_eq!((env.schema.as_str(), env.kind.as_str()), ("ratio/eval/v1", "eval"));
@@ -68,8 +65,35 @@ fn json_record_for_two_models_on_the_same_samples() {
         (1.0, 0.0, Some(0.0), Some(0.0))
     );
     assert_eq!(r.preset.fingerprint.len(), 64);
-    assert_eq!(r.provenance.ort_version, "1.31.1");
+    assert_eq!(
+        env.provenance.execution_provider.as_deref(),
+        Some("CPUExecutionProvider")
+    );
+    assert_eq!(env.provenance.device.as_deref(), Some("cpu"));
     assert_eq!(r.models[0].confusion.iter().flatten().sum::<u64>(), 300);
+    // Without --per-sample the record holds no per-sample data.
+    assert!(r.samples.is_none() && r.models[0].predictions.is_none());
+}
+
+#[test]
+fn per_sample_records_pair_runs_sample_by_sample() {
+    let o = eval_twice("300", &["--per-sample"]);
+    o.success();
+    let env = Record::from_json(&o.stdout).unwrap();
+    assert_eq!(env.body["samples"]["indices"], "0-299", "indices are stored as ranges");
+    let r: EvalRecord = env.body_as().unwrap();
+    let samples = r.samples.as_ref().unwrap();
+    assert_eq!(samples.indices.0, (0..300).collect::<Vec<_>>());
+    assert_eq!(samples.labels.0.len(), 300);
+    // The labels are the data's: their histogram is the confusion matrix's row sums.
+    for (class, row) in r.models[0].confusion.iter().enumerate() {
+        let n = samples.labels.0.iter().filter(|&&l| l as usize == class).count() as u64;
+        assert_eq!(n, row.iter().sum::<u64>(), "class {class}");
+    }
+    let correct = r.models[0].correct(samples).unwrap();
+    let right = correct.iter().filter(|&&c| c).count() as u64;
+    assert_eq!(right, r.models[0].per_class.iter().map(|c| c.correct).sum::<u64>());
+    assert_eq!(r.models[0].predictions, r.models[1].predictions);
 }
 
 #[test]
@@ -113,20 +137,7 @@ fn csv_and_table_outputs() {
 
 #[test]
 fn zero_bootstrap_resamples_give_no_interval() {
-    let m = mnist_model();
-    let args = [
-        "eval",
-        &m,
-        &m,
-        "--data",
-        &mnist_data(),
-        "--preset",
-        "mnist",
-        "--limit",
-        "20",
-        "--json",
-    ];
-    let o = ratio(&[&args[..], &["--bootstrap", "0"]].concat());
+    let o = eval_twice("20", &["--bootstrap", "0"]);
     o.success();
     let r: EvalRecord = body(&o);
     assert_eq!(
@@ -272,6 +283,7 @@ fn image_folder_matches_idx_and_corrupt_images_skip_or_fail() {
         "--on-corrupt",
         "skip",
         "--json",
+        "-",
     ]);
     o.success();
     let folder: EvalRecord = body(&o);
@@ -288,6 +300,7 @@ fn image_folder_matches_idx_and_corrupt_images_skip_or_fail() {
         "--limit",
         "200",
         "--json",
+        "-",
     ]);
     let idx: EvalRecord = body(&o);
     let correct = |r: &EvalRecord| r.models[0].per_class.iter().map(|c| c.correct).sum::<u64>();
@@ -320,10 +333,14 @@ fn leading_corrupt_image_is_skipped_too() {
         "--grayscale",
         "--on-corrupt",
         "skip",
+        "--per-sample",
         "--json",
+        "-",
     ]);
     let r = body(&o);
     assert_eq!((r.data.evaluated, r.data.skipped_corrupt), (1, 1));
+    // The skipped image is absent from the per-sample indices, so runs pair on the samples actually scored.
+    assert_eq!(r.samples.as_ref().unwrap().indices.0, vec![1]);
     let o = ratio(&["eval", &m, "--data", d, "--preset", "mnist", "--grayscale"]);
     o.fails_with(&["0.png", "corrupt image"]);
 }

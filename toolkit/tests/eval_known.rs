@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use ndarray::{ArrayViewD, IxDyn};
 use ratio_testkit::shared;
-use toolkit::commands::eval::{EvalConfig, evaluate};
+use toolkit::analysis::evaluate::{EvalConfig, evaluate};
 use toolkit::data::folder::decode_rgb;
 use toolkit::data::loader::{LoaderConfig, OnCorrupt};
 use toolkit::data::preprocess::Preset;
@@ -23,6 +23,7 @@ fn cfg(limit: Option<usize>) -> EvalConfig {
         bootstrap: 200,
         seed: 0,
         progress: false,
+        per_sample: false,
     }
 }
 
@@ -32,7 +33,8 @@ fn mnist_cnn_scores_99_06_on_the_mnist_test_set() {
         Arc::from(open(shared("data/mnist").to_str().unwrap(), &OpenOptions::default()).unwrap());
     let runner = Runner::from_path(&shared("models/mnist_cnn.onnx"), &RuntimeConfig::cpu().with_threads(1)).unwrap();
     let preset = Preset::load("mnist").unwrap();
-    let r = evaluate(vec![runner], ds, &preset, &cfg(None), Some(1)).unwrap();
+    let e = evaluate(vec![runner], ds, &preset, &cfg(None), Some(1)).unwrap();
+    let r = &e.body;
     let m = &r.models[0];
     assert_eq!(m.samples, 10_000);
     // DATA.md: 99.06 % top-1, i.e. exactly 9906 of 10 000.
@@ -45,7 +47,7 @@ fn mnist_cnn_scores_99_06_on_the_mnist_test_set() {
         Some("0faaecc40ad7d87a9aae98c636c6686fdd7af3c887849216c5c3e39886199150")
     );
     assert_eq!(r.preset.fingerprint, preset.fingerprint());
-    assert_eq!(r.provenance.ort_version, "1.31.1");
+    assert_eq!(e.provenance.ort_version.as_deref(), Some("1.31.1"));
     assert_eq!(r.data.count, 10_000);
     assert!(r.comparisons.is_empty());
 }

@@ -2,11 +2,10 @@
 //! the original network), evaluated with `--dtype f16 --layout nhwc`, must score like the original.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use converters::ir::build::{Attr, node, value_info};
 use converters::proto::tensor_proto::DataType;
-use ratio_testkit::shared;
+use ratio_testkit::{Run, shared};
 use reports::schema::Record;
 use reports::schema::eval::EvalRecord;
 
@@ -38,8 +37,8 @@ fn f16_nhwc_model(dir: &Path) -> PathBuf {
     out
 }
 
-fn eval(model: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ratio"))
+fn eval(model: &Path, extra: &[&str]) -> Run {
+    ratio_testkit::ratio!()
         .args([
             "eval",
             model.to_str().unwrap(),
@@ -55,18 +54,15 @@ fn eval(model: &Path, extra: &[&str]) -> Output {
             "1",
             "--no-progress",
             "--json",
+            "-",
         ])
         .args(extra)
-        .output()
-        .unwrap()
+        .run()
 }
 
-fn body(o: &Output) -> EvalRecord {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    Record::from_json(std::str::from_utf8(&o.stdout).unwrap())
-        .unwrap()
-        .body_as()
-        .unwrap()
+fn body(o: &Run) -> EvalRecord {
+    o.success();
+    Record::from_json(&o.stdout).unwrap().body_as().unwrap()
 }
 
 #[test]
@@ -91,14 +87,14 @@ fn f16_nhwc_model_scores_like_the_original() {
 
     // The same model with the default f32 NCHW preset is refused with both reasons spelled out.
     let o = eval(&wrapped, &[]);
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{e}");
+    let e = &o.stderr;
+    assert_eq!(o.code, Some(2), "{e}");
     assert!(
         e.contains("input 'image' is f16, the preset produces f32 (use --dtype f16)"),
         "{e}"
     );
     let o = eval(&wrapped, &["--dtype", "f16"]);
-    let e = String::from_utf8_lossy(&o.stderr);
+    let e = &o.stderr;
     // Read as NCHW, [N,28,28,1] has 28 channels.
     assert!(
         e.contains("(Nchw): the model wants channels 28, the preset gives 1"),

@@ -4,26 +4,17 @@
 mod richness_support;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use converters::ir::attr::NodeExt;
 use converters::ir::build::{self, Attr};
+use ratio_testkit::Run;
 use reports::schema::Record;
 use reports::schema::richness::{LeakyBody, RichnessBody};
 use richness_support::{mnist_model, shared};
 use toolkit::analysis::richness::source::negative_mass_scores;
 
-fn ratio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ratio"))
-        .args(args)
-        .arg("--threads")
-        .arg("1")
-        .output()
-        .expect("ratio runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+fn ratio(args: &[&str]) -> Run {
+    ratio_testkit::ratio!().args(args).arg("--threads").arg("1").run()
 }
 
 fn paths() -> (String, String) {
@@ -53,8 +44,8 @@ fn richness_writes_table_record_and_plots() {
         "--plots",
         plots.to_str().unwrap(),
     ]);
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "{stderr}");
+    out.success();
+    let stdout = &out.stdout;
     for needle in [
         "/conv_layers/conv_layers.1/Relu",
         "effrank",
@@ -115,8 +106,8 @@ fn json_to_stdout_and_two_models() {
         "--json",
         "-",
     ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let rec = Record::from_json(&text(&out.stdout)).unwrap();
+    out.success();
+    let rec = Record::from_json(&out.stdout).unwrap();
     let body: RichnessBody = rec.body_as().unwrap();
     assert_eq!(body.models.len(), 2);
     // `re:conv` matches the conv nodes and their ReLUs by name; only rectifiers carry the rectifier metrics.
@@ -138,8 +129,8 @@ fn richness_bad_input() {
         }
         args.extend_from_slice(extra);
         let out = ratio(&args);
-        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
-        text(&out.stderr)
+        assert_eq!(out.code, Some(2), "{}", out.stdout);
+        out.stderr
     };
     let e = run(&["--layers", "nope"]);
     assert!(
@@ -197,8 +188,8 @@ fn leaky_command_reconstructs_the_output() {
         "--samples",
         "200",
     ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let table = text(&out.stdout);
+    out.success();
+    let table = out.stdout;
     assert!(
         table.contains("exact enumeration") && table.contains("reconstruction: relative error"),
         "{table}"
@@ -215,8 +206,8 @@ fn leaky_command_reconstructs_the_output() {
         "--json",
         "-",
     ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let body: LeakyBody = Record::from_json(&text(&out.stdout)).unwrap().body_as().unwrap();
+    out.success();
+    let body: LeakyBody = Record::from_json(&out.stdout).unwrap().body_as().unwrap();
     assert!(body.exact && body.layers.len() == 4 && body.groups.len() == 5);
     assert!(
         body.reconstruction_rel_error < 1e-5,
@@ -224,8 +215,8 @@ fn leaky_command_reconstructs_the_output() {
         body.reconstruction_rel_error
     );
     let out = ratio(&["leaky", &model, "--data", &data, "--preset", "mnist"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("no LeakyRelu"), "{}", text(&out.stderr));
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("no LeakyRelu"), "{}", out.stderr);
 }
 
 #[test]

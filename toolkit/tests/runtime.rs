@@ -5,17 +5,8 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, Axis, IxDyn};
 use rand::{Rng, SeedableRng};
+use ratio_testkit::shared;
 use toolkit::runtime::{Device, ElemType, Feed, OptLevel, Runner, RuntimeConfig, RuntimeError, ensure_ort};
-
-/// `shared/<rel>` beside the checkout: `../shared` from the main checkout, `../../shared` from a worktree in
-/// `wt/<name>` (the first ancestor of the crate that holds it).
-fn shared(rel: &str) -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared").join(rel))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
-}
 
 fn mnist() -> PathBuf {
     shared("models/mnist_cnn.onnx")

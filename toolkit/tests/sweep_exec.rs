@@ -34,6 +34,21 @@ fn sh() -> PathBuf {
 fn failed_step_blocks_its_dependents_and_records_why() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
+    // A child that prints a record (as every `ratio … --json` does) has it kept typed in its step record.
+    let child = reports::schema::Record {
+        schema: "ratio/demo/v1".into(),
+        kind: "demo".into(),
+        created: "t".into(),
+        command: vec!["child".into()],
+        provenance: Provenance {
+            ort_version: Some("9.9.9".into()),
+            ..Provenance::default()
+        },
+        inputs: vec![],
+        outputs: vec![],
+        body: serde_json::json!({"top1": 0.5}),
+    };
+    std::fs::write(d.join("child.json"), child.to_json_pretty()).unwrap();
     let plans = vec![
         step(
             d,
@@ -47,13 +62,15 @@ fn failed_step_blocks_its_dependents_and_records_why() {
         step(
             d,
             "b/make",
-            &format!("echo ok > {}/b.onnx; echo '{{\"top1\": 0.5}}'", d.display()),
+            &format!("echo ok > {0}/b.onnx; cat {0}/child.json", d.display()),
             &["b.onnx"],
             &[],
             Some("b"),
         ),
         // Exit 0 without writing its declared output is a failure too.
         step(d, "c/make", "true", &["c.onnx"], &[], Some("c")),
+        // Output that is not a record is kept as text, not passed off as one.
+        step(d, "e/talk", "echo '{\"top1\": 0.5}'", &[], &[], Some("e")),
     ];
     let mut log = Vec::new();
     let out = run_plans(&sh(), d, &plans, &|_| true, &Provenance::default(), &mut |l| {
@@ -62,15 +79,20 @@ fn failed_step_blocks_its_dependents_and_records_why() {
     .unwrap();
     assert_eq!(out.failed, ["a/make", "c/make"]);
     assert_eq!(out.blocked, ["a/use"]);
-    assert_eq!(out.ran_ok, ["b/make"]);
+    assert_eq!(out.ran_ok, ["b/make", "e/talk"]);
     let rec = reports::schema::Record::from_json(&std::fs::read_to_string(d.join("a_make.json")).unwrap()).unwrap();
     let body: reports::schema::sweep::SweepStep = rec.body_as().unwrap();
     assert_eq!(body.exit_code, Some(3));
     assert!(body.stderr_tail.contains("no space left"));
     let rec = reports::schema::Record::from_json(&std::fs::read_to_string(d.join("b_make.json")).unwrap()).unwrap();
     let body: reports::schema::sweep::SweepStep = rec.body_as().unwrap();
-    assert_eq!(body.output["top1"], 0.5);
+    assert_eq!(body.output.as_ref(), Some(&child));
+    // The step record takes the ONNX Runtime version the child reported.
+    assert_eq!(rec.provenance.ort_version.as_deref(), Some("9.9.9"));
     assert_eq!(rec.outputs[0].path, "b.onnx");
+    let rec = reports::schema::Record::from_json(&std::fs::read_to_string(d.join("e_talk.json")).unwrap()).unwrap();
+    let body: reports::schema::sweep::SweepStep = rec.body_as().unwrap();
+    assert_eq!((body.output, body.stdout_tail.as_str()), (None, "{\"top1\": 0.5}"));
     let rec = reports::schema::Record::from_json(&std::fs::read_to_string(d.join("c_make.json")).unwrap()).unwrap();
     let body: reports::schema::sweep::SweepStep = rec.body_as().unwrap();
     assert!(body.stderr_tail.contains("did not write"), "{}", body.stderr_tail);

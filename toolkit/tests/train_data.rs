@@ -2,28 +2,21 @@
 //! known MNIST answer through the new path, the identity and preset fingerprint in every output, the hold-out
 //! rule for `--split test`, and clear errors for presets that cannot feed the model.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use converters::Model;
+use ratio_testkit::{Run, shared};
+use reports::schema::Record;
+use reports::schema::train::{MetricsLine, TrainBody, parse_metrics};
 use toolkit::data::preprocess::Preset;
 use toolkit::data::{OpenOptions, Split};
 use toolkit::train::data::{DataSpec, load};
 
-fn shared(rel: &str) -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared").join(rel))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
-}
-
-fn ratio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ratio"))
+fn ratio(args: &[&str]) -> Run {
+    ratio_testkit::ratio!()
         .args(args)
         .args(["--threads", "2", "--no-progress"])
-        .output()
-        .unwrap()
+        .run()
 }
 
 fn s(p: &Path) -> String {
@@ -52,21 +45,29 @@ fn finetune_on_real_mnist_through_the_data_layer_keeps_the_known_answer() {
         "--train-limit",
         "640",
         "--json",
+        "-",
         "-o",
         &s(&out),
     ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    o.success();
+    let rec = Record::from_json(&o.stdout).unwrap();
+    assert_eq!(rec.schema, "ratio/train/v1");
+    let r: TrainBody = rec.body_as().unwrap();
     // 99.06 % before any step is the published answer for x/255 then (x−0.1307)/0.3081 on the 10k test set:
     // the data layer's reader and `mnist` preset feed the loop exactly what eval feeds the model.
-    let before = r["initial_val_acc"].as_f64().unwrap();
+    let before = r.initial_val_acc.unwrap();
     assert!((before - 0.9906).abs() < 1e-9, "initial val acc {before}");
-    let after = r["final_val_acc"].as_f64().unwrap();
+    let after = r.final_val_acc;
     assert!(after >= 0.98, "10 small steps should not wreck the model: {after}");
-    assert_eq!(r["epochs"].as_array().unwrap().len(), 1);
+    assert_eq!(r.epochs.len(), 1);
+    // The record pins the model trained from and the models written.
+    assert_eq!(rec.inputs[0].sha256, r.model_sha256);
+    assert_eq!(
+        rec.outputs[0].sha256,
+        converters::ir::model::sha256_file(&out.join("model.onnx")).unwrap()
+    );
+    assert_eq!(rec.provenance.ort_version.as_deref(), Some("1.31.1"));
 
-    let id = &r["identity"];
     let fp = Preset::load("mnist").unwrap().fingerprint();
     let train_ds = toolkit::data::open(
         &s(&data),
@@ -76,18 +77,42 @@ fn finetune_on_real_mnist_through_the_data_layer_keeps_the_known_answer() {
         },
     )
     .unwrap();
-    assert_eq!(id["data"]["preset_fingerprint"], fp.as_str());
-    assert_eq!(id["data"]["sha256"], train_ds.identity().sha256.as_str());
-    assert_eq!(id["data"]["split"], "train");
-    assert_eq!(id["data"]["count"], 60_000);
-    assert_eq!(id["val_data"]["split"], "test");
-    assert_eq!(id["val_data"]["count"], 10_000);
-    assert_ne!(id["val_data"]["sha256"], id["data"]["sha256"]);
+    assert_eq!(r.data.preset_fingerprint, fp.as_str());
+    assert_eq!(r.data.sha256, train_ds.identity().sha256.as_str());
+    assert_eq!(r.data.split, "train");
+    assert_eq!(r.data.count, 60_000);
+    assert_eq!(r.val_data.split, "test");
+    assert_eq!(r.val_data.count, 10_000);
+    assert_ne!(r.val_data.sha256, r.data.sha256);
+    assert_eq!(r.metrics_path, out.join("metrics.jsonl").display().to_string());
 
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
-    let epoch: serde_json::Value = serde_json::from_str(metrics.lines().nth(1).unwrap()).unwrap();
+    let epoch: serde_json::Value = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["kind"] == "epoch")
+        .unwrap();
     assert_eq!(epoch["preset_fingerprint"], fp.as_str());
     assert_eq!(epoch["preprocess"], "mnist");
+    // 640 samples in batches of 64: 10 steps, each logged (fewer than 50 per epoch), with the typed schema.
+    let steps: Vec<_> = parse_metrics(&metrics)
+        .unwrap()
+        .into_iter()
+        .filter_map(|l| match l {
+            MetricsLine::Step(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        steps.iter().map(|s| s.step).collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>()
+    );
+    // The learning rate is an f32 (0.001 is 0.0010000000475 as f64).
+    assert!(
+        steps
+            .iter()
+            .all(|s| s.loss.is_finite() && (0.0..=1.0).contains(&s.train_acc) && (s.lr - 0.001).abs() < 1e-9)
+    );
     let m = Model::load(out.join("model.onnx")).unwrap();
     assert_eq!(m.metadata("ratio.finetune.preset_fingerprint"), Some(fp.as_str()));
     assert_eq!(
@@ -140,11 +165,7 @@ fn presets_that_cannot_feed_the_model_fail_clearly() {
         ("imagenet-torchvision", "mean has 3 values for a 1-channel image"),
         ("no-such-preset", "no-such-preset"),
     ] {
-        let o = run(preset);
-        let e = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success(), "{preset}: {e}");
-        assert!(!e.contains("panicked"), "{e}");
-        assert!(e.contains(needle), "{preset}: missing '{needle}' in {e}");
+        run(preset).fails(&[needle]);
     }
     assert!(!out.exists(), "nothing may be written for rejected input");
     let o = ratio(&[
@@ -159,8 +180,8 @@ fn presets_that_cannot_feed_the_model_fail_clearly() {
         "-o",
         &s(&out),
     ]);
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && e.contains("/no/such/data"), "{e}");
+    let e = &o.stderr;
+    assert!(!o.succeeded() && e.contains("/no/such/data"), "{e}");
 }
 
 #[test]
@@ -185,25 +206,23 @@ fn train_from_scratch_on_digits_holds_out_a_fifth_through_the_cli() {
         "--lr",
         "0.05",
         "--json",
+        "-",
         "-o",
         &s(&out),
     ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let id = &r["identity"];
+    o.success();
+    let rec = Record::from_json(&o.stdout).unwrap();
+    let r: TrainBody = rec.body_as().unwrap();
     // 1797 rows: indices 4, 9, …, 1794 validate.
+    assert_eq!((r.data.count, r.val_data.count), (1438, 359));
+    assert_eq!(r.data.format, "csv");
     assert_eq!(
-        (id["data"]["count"].as_u64(), id["val_data"]["count"].as_u64()),
-        (Some(1438), Some(359))
-    );
-    assert_eq!(id["data"]["format"], "csv");
-    assert_eq!(
-        id["data"]["preset_fingerprint"],
+        r.data.preset_fingerprint,
         Preset::load("digits").unwrap().fingerprint().as_str()
     );
-    let before = r["initial_val_acc"].as_f64().unwrap();
-    let after = r["final_val_acc"].as_f64().unwrap();
+    assert!(rec.inputs.is_empty(), "a built-in network is trained from no file");
+    let before = r.initial_val_acc.unwrap();
+    let after = r.final_val_acc;
     assert!(
         before < 0.3 && after > 0.8,
         "untrained {before}, after 3 epochs {after}"

@@ -1,24 +1,16 @@
 //! The training loop on real data: digits reaches the accuracy, `--resume` is exact, divergence and bad
 //! input give clear errors without overwriting anything.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use converters::Model;
 use converters::autodiff::Optimizer;
 use models::config::ModelConfig;
 use models::plain::{PlainConfig, plain_cnn};
+use ratio_testkit::shared;
 use toolkit::runtime::RuntimeConfig;
 use toolkit::train::data::{DataSpec, SampleSet, load};
 use toolkit::train::{TrainOptions, train};
-
-/// `shared/` holds the real data; it sits beside the checkout (or one of its ancestors, for worktrees).
-fn shared(rel: &str) -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared").join(rel))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
-}
 
 fn digits() -> (SampleSet, SampleSet) {
     let path = shared("data/digits.csv.gz");
@@ -72,8 +64,19 @@ fn plain_cnn_learns_digits_to_95_percent() {
     let acc = toolkit::train::eval::accuracy(&m, &te, &RuntimeConfig::cpu(), 128).unwrap();
     assert_eq!(acc, out.final_val_acc);
     assert!(m.metadata("ratio.finetune.source_sha256").is_some());
-    let lines = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
-    assert_eq!(lines.lines().count(), 1 + 6);
+    // One run line, one line per epoch, and the per-step lines: 1438 samples in batches of 32 are 44 steps per
+    // epoch, fewer than the 50 points an epoch logs, so every step has its line.
+    let text = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+    let lines = reports::schema::train::parse_metrics(&text).unwrap();
+    let kinds = |f: fn(&reports::schema::train::MetricsLine) -> bool| lines.iter().filter(|l| f(l)).count();
+    use reports::schema::train::MetricsLine as L;
+    assert_eq!(kinds(|l| matches!(l, L::Run { .. })), 1);
+    assert_eq!(kinds(|l| matches!(l, L::Epoch { .. })), 6);
+    let steps = reports::schema::train::step_records(&lines);
+    assert_eq!(
+        steps.iter().map(|s| s.step).collect::<Vec<_>>(),
+        (1..=6 * 44).collect::<Vec<_>>()
+    );
 }
 
 #[test]

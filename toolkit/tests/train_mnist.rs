@@ -2,24 +2,15 @@
 //! converted to 2:1 loses accuracy, and fine-tuning it on part of the MNIST training set with the train-step
 //! graph brings it back to ≥ 98.5 % on the full 10k test set.
 
-use std::path::PathBuf;
-
 use converters::Model;
 use converters::autodiff::Optimizer;
 use converters::convert::convert;
 use converters::policy::{Policy, Scope};
+use ratio_testkit::shared;
 use toolkit::runtime::RuntimeConfig;
 use toolkit::train::data::{DataSpec, load};
 use toolkit::train::eval::accuracy;
 use toolkit::train::{TrainOptions, train};
-
-fn shared(rel: &str) -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared").join(rel))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
-}
 
 #[test]
 fn mnist_cnn_2_to_1_recovers_by_fine_tuning() {

@@ -1,21 +1,12 @@
 //! Train steps of real third-party checkpoints run in ORT: EfficientNet-Lite0 (opset 20, ReLU6 as Clip,
 //! depthwise convs, BN folded) takes SGD steps that lower the loss on a fixed batch.
 
-use std::path::PathBuf;
-
 use converters::Model;
 use converters::autodiff::{TrainStepConfig, build_train_step};
 use ndarray::{ArrayD, IxDyn};
+use ratio_testkit::shared;
 use toolkit::runtime::RuntimeConfig;
 use toolkit::train::StepSession;
-
-fn shared(rel: &str) -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared").join(rel))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
-}
 
 #[test]
 fn efficientnet_lite0_steps_lower_the_loss() {

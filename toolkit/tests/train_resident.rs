@@ -3,24 +3,15 @@
 //! steps, a non-finite step that must not advance the state, and a deliberately aliased wiring that both the
 //! buffer check and the comparison must catch.
 
-use std::path::PathBuf;
-
 use converters::Model;
 use converters::autodiff::{Optimizer, TrainStepConfig, build_train_step};
 use models::config::ModelConfig;
 use models::plain::{PlainConfig, plain_cnn};
 use ndarray::{ArrayD, IxDyn};
+use ratio_testkit::shared;
 use toolkit::runtime::{Buffers, RuntimeConfig};
 use toolkit::train::data::{DataSpec, load};
 use toolkit::train::{ResidentSession, StepSession, Stepper};
-
-fn shared(rel: &str) -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared").join(rel))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
-}
 
 const BATCH: usize = 16;
 

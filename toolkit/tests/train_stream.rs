@@ -4,7 +4,6 @@
 //! loop validates and writes, and the CLI flags reach the loop or fail clearly.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -12,19 +11,12 @@ use converters::Model;
 use converters::autodiff::Optimizer;
 use models::config::ModelConfig;
 use models::plain::{PlainConfig, plain_cnn};
+use ratio_testkit::{Run, shared};
 use toolkit::data::{OpenOptions, Pixels, Split};
 use toolkit::runtime::RuntimeConfig;
 use toolkit::train::augment::{Augment, ColorJitter, RandomResizedCrop};
 use toolkit::train::data::{DataSpec, SampleSet, load};
 use toolkit::train::{Residency, TrainOptions, train};
-
-fn shared(rel: &str) -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared").join(rel))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/{rel} not found above {}", here.display()))
-}
 
 /// `root/<digit>/<i>.{png,jpg}` from the first `n` MNIST test digits; every third image is upscaled to 34×30
 /// so the folder is ragged like a real one.
@@ -183,7 +175,11 @@ fn streamed_resume_continues_bit_identically_and_records_the_data_wait() {
         assert!((0.0..=1.0).contains(&e.data_wait_fraction) && e.data_wait_s <= e.seconds);
         assert!(e.step_s > 0.0 && e.step_s <= e.seconds);
         let lines = std::fs::read_to_string(straight.join("metrics.jsonl")).unwrap();
-        let rec: serde_json::Value = serde_json::from_str(lines.lines().nth(1).unwrap()).unwrap();
+        let rec: serde_json::Value = lines
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|l| l["kind"] == "epoch")
+            .expect("an epoch line in metrics.jsonl");
         assert!(rec["record"]["data_wait_fraction"].is_f64(), "{rec}");
         assert_eq!(ra.identity.residency, residency);
     }
@@ -236,12 +232,11 @@ fn the_export_hook_shapes_every_validated_and_written_model() {
     assert_ne!(first, step.state[0].init, "the checkpoint keeps the trained weights");
 }
 
-fn ratio(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ratio"))
+fn ratio(args: &[&str]) -> Run {
+    ratio_testkit::ratio!()
         .args(args)
         .args(["--threads", "1", "--no-progress"])
-        .output()
-        .unwrap()
+        .run()
 }
 
 #[test]
@@ -278,26 +273,25 @@ fn finetune_flags_reach_the_loop_and_bad_combinations_fail_before_anything_is_wr
             "--train-acc-every",
             "1",
             "--json",
+            "-",
         ]
         .map(String::from),
     );
     let o = ratio(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let id = &r["identity"];
+    o.success();
+    let r = o.json();
+    let id = &r["body"];
     assert_eq!(id["augment"]["random_resized_crop"]["size"], 28);
     assert_eq!(
         id["augment"]["random_resized_crop"]["scale"],
         serde_json::json!([0.5, 1.0])
     );
     assert_eq!(
-        id["augment"]["jitter"]["brightness"]
-            .as_f64()
-            .map(|b| (b * 10.0).round()),
+        id["augment"]["brightness"].as_f64().map(|b| (b * 10.0).round()),
         Some(3.0)
     );
     assert_eq!(id["residency"], "host");
-    assert_eq!(r["epochs"][0]["train_acc_samples"], 48);
+    assert_eq!(id["epochs"][0]["train_acc_samples"], 48);
 
     let never = tmp.path().join("never");
     for (extra, needle) in [
@@ -316,13 +310,7 @@ fn finetune_flags_reach_the_loop_and_bad_combinations_fail_before_anything_is_wr
     ] {
         let mut args = base(&s(&never));
         args.extend(extra.iter().map(|a| a.to_string()));
-        let o = ratio(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        let e = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            !o.status.success() && e.contains(needle),
-            "{extra:?}: missing '{needle}' in {e}"
-        );
-        assert!(!e.contains("panicked"), "{e}");
+        ratio(&args.iter().map(String::as_str).collect::<Vec<_>>()).fails(&[needle]);
         assert!(!never.exists(), "{extra:?} wrote {}", never.display());
     }
 }

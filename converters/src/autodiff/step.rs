@@ -13,7 +13,6 @@ use crate::autodiff::params::Origin;
 use crate::autodiff::rebatch::BatchRewrite;
 use crate::autodiff::untie::Untied;
 use crate::ir::Model;
-use crate::ir::build::{self, Attr};
 use crate::ir::tensor;
 use crate::proto::ModelProto;
 
@@ -168,7 +167,7 @@ impl TrainStep {
             )));
         }
         let mut m = self.source.clone();
-        let g = m.graph_mut();
+        let mut patch = crate::ir::edit::Patch::new();
         for (s, v) in self.state.iter().zip(values) {
             if !matches!(
                 s.kind,
@@ -187,22 +186,23 @@ impl TrainStep {
             let t = tensor::from_f32(&s.name, &s.dims, v);
             match self.origins.get(&s.name) {
                 Some(Origin::Constant(i)) => {
-                    let node = &mut g.node[*i];
-                    node.attribute.retain(|a| a.name.as_deref() != Some("value"));
-                    let mut t = t;
-                    t.name = None;
-                    node.attribute.push(build::attr("value", Attr::Tensor(t)));
+                    patch.set_constant(*i, t);
                 }
                 _ => {
-                    let slot = g
+                    // Set, never add: a state tensor the source does not hold means the step and model disagree.
+                    if !m
+                        .graph()
                         .initializer
-                        .iter_mut()
-                        .find(|i| i.name.as_deref() == Some(s.name.as_str()))
-                        .ok_or_else(|| GradError::Config(format!("initializer '{}' vanished", s.name)))?;
-                    *slot = t;
+                        .iter()
+                        .any(|i| i.name.as_deref() == Some(s.name.as_str()))
+                    {
+                        return Err(GradError::Config(format!("initializer '{}' vanished", s.name)));
+                    }
+                    patch.set_initializer(t);
                 }
             }
         }
+        patch.apply(m.graph_mut())?;
         Ok(m)
     }
 

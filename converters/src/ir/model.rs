@@ -55,7 +55,7 @@ impl Model {
     }
 
     pub fn from_bytes(data: Bytes) -> Result<Self> {
-        let sha = hex::encode(Sha256::digest(&data));
+        let sha = sha256_hex(&data);
         let proto = decode(data).map_err(|reason| IrError::Decode {
             path: PathBuf::from("<memory>"),
             reason,
@@ -219,13 +219,31 @@ fn read_hashed(path: &Path) -> std::io::Result<(Vec<u8>, String)> {
     Ok((buf, hash))
 }
 
-/// sha256 of a file, hex.
+/// sha256 of bytes, hex: the one spelling of a content hash in every record.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// sha256 of a file, hex, streamed in 1 MiB reads so a large file never sits in memory.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let data = std::fs::read(path).map_err(|error| IrError::Io {
+    sha256_stream(path).map_err(|error| IrError::Io {
         path: path.to_path_buf(),
         error,
-    })?;
-    Ok(hex::encode(Sha256::digest(&data)))
+    })
+}
+
+/// [`sha256_file`] with the bare I/O error, for callers that wrap it in their own error type.
+pub fn sha256_stream(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match f.read(&mut buf)? {
+            0 => return Ok(hex::encode(h.finalize())),
+            n => h.update(&buf[..n]),
+        }
+    }
 }
 
 /// Write `bytes` to `path` through a temp file in the same folder and a rename, so readers never see half a file.

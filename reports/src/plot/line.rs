@@ -1,4 +1,5 @@
-//! Metric-vs-x line charts, one line per series, optional symmetric error bars.
+//! Metric-vs-x line charts, one line per series, optional symmetric error bars, faint raw lines under smoothed
+//! ones, and labelled vertical markers.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -16,10 +17,50 @@ pub struct Point {
     pub err: Option<f64>,
 }
 
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LineStyle {
+    /// Line with a dot at every point (few points: ratios, stages).
+    #[default]
+    Markers,
+    /// Line only (many points: per-step curves, smoothed).
+    Plain,
+    /// Thin pale line without a legend entry: the raw data under a smoothed series of the same colour.
+    Faint,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Series {
     pub name: String,
     pub points: Vec<Point>,
+    #[serde(default)]
+    pub style: LineStyle,
+    /// Palette index (default: the series' position), so a faint raw line can share its smoothed line's colour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<usize>,
+}
+
+impl Series {
+    /// A line with a dot at every point, coloured by its position.
+    pub fn new(name: impl Into<String>, points: Vec<Point>) -> Self {
+        Series {
+            name: name.into(),
+            points,
+            style: LineStyle::Markers,
+            color: None,
+        }
+    }
+}
+
+/// A labelled vertical line at `x` (e.g. where an activation was removed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Marker {
+    pub x: f64,
+    pub label: String,
+    /// Palette index, to tie the marker to a series (default grey).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +72,9 @@ pub struct LineChart {
     #[serde(default)]
     pub x_ticks: Vec<(f64, String)>,
     pub series: Vec<Series>,
+    /// Dashed vertical lines; labels that repeat are written once, in the legend.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub markers: Vec<Marker>,
 }
 
 impl LineChart {
@@ -43,6 +87,12 @@ impl LineChart {
             .iter()
             .find(|p| !p.x.is_finite() || !p.y.is_finite() || p.err.is_some_and(|e| !e.is_finite() || e < 0.0))
             .map(|p| format!("non-finite or negative value in point {p:?}"))
+            .or_else(|| {
+                self.markers
+                    .iter()
+                    .find(|m| !m.x.is_finite())
+                    .map(|m| format!("non-finite marker {m:?}"))
+            })
     }
 
     fn ranges(&self) -> ((f64, f64), (f64, f64)) {
@@ -103,18 +153,33 @@ impl LineChart {
                 .map_err(boxed)?;
         }
 
-        for (i, s) in self.series.iter().enumerate() {
-            let color = series_color(i);
+        self.draw_markers(&mut chart, (y0, y1))?;
+        // Faint lines first, so the smoothed lines sit on top of them.
+        let mut order: Vec<(usize, &Series)> = self.series.iter().enumerate().collect();
+        order.sort_by_key(|(_, s)| s.style != LineStyle::Faint);
+        for (i, s) in order {
+            let color = series_color(s.color.unwrap_or(i));
             let mut pts: Vec<&Point> = s.points.iter().collect();
             pts.sort_by(|a, b| a.x.total_cmp(&b.x));
+            if s.style == LineStyle::Faint {
+                chart
+                    .draw_series(LineSeries::new(
+                        pts.iter().map(|p| (p.x, p.y)),
+                        color.mix(0.3).stroke_width(1),
+                    ))
+                    .map_err(boxed)?;
+                continue;
+            }
             chart
                 .draw_series(LineSeries::new(pts.iter().map(|p| (p.x, p.y)), color.stroke_width(2)))
                 .map_err(boxed)?
                 .label(&s.name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-            chart
-                .draw_series(pts.iter().map(|p| Circle::new((p.x, p.y), 4, color.filled())))
-                .map_err(boxed)?;
+            if s.style == LineStyle::Markers {
+                chart
+                    .draw_series(pts.iter().map(|p| Circle::new((p.x, p.y), 4, color.filled())))
+                    .map_err(boxed)?;
+            }
             chart
                 .draw_series(pts.iter().filter_map(|p| {
                     p.err
@@ -130,6 +195,34 @@ impl LineChart {
             .position(SeriesLabelPosition::LowerRight)
             .draw()
             .map_err(boxed)?;
+        Ok(())
+    }
+
+    /// Dashed verticals (grey, or their series' colour); one legend entry per distinct label.
+    fn draw_markers<DB: DrawingBackend>(
+        &self,
+        chart: &mut ChartContext<
+            '_,
+            DB,
+            Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+        >,
+        (y0, y1): (f64, f64),
+    ) -> DrawResult<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let mut labelled: Vec<&str> = Vec::new();
+        for m in &self.markers {
+            let color = m.color.map_or(RGBColor(120, 120, 120), series_color);
+            let dashes = DashedLineSeries::new(vec![(m.x, y0), (m.x, y1)], 6, 4, color.stroke_width(1));
+            let drawn = chart.draw_series(dashes).map_err(boxed)?;
+            if !labelled.contains(&m.label.as_str()) {
+                labelled.push(&m.label);
+                drawn
+                    .label(&m.label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(1)));
+            }
+        }
         Ok(())
     }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use bar::{Bar, BarChart};
 pub use heat::HeatMap;
-pub use line::{LineChart, Point, Series};
+pub use line::{LineChart, LineStyle, Marker, Point, Series};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
@@ -179,9 +179,9 @@ mod tests {
             y_label: "top-1".into(),
             x_ticks: vec![(1.0, "1:1".into()), (2.0, "2:1".into())],
             series: vec![
-                Series {
-                    name: "last".into(),
-                    points: vec![
+                Series::new(
+                    "last",
+                    vec![
                         Point {
                             x: 1.0,
                             y: 0.9,
@@ -193,16 +193,17 @@ mod tests {
                             err: Some(0.02),
                         },
                     ],
-                },
-                Series {
-                    name: "first".into(),
-                    points: vec![Point {
+                ),
+                Series::new(
+                    "first",
+                    vec![Point {
                         x: 2.0,
                         y: 0.88,
                         err: None,
                     }],
-                },
+                ),
             ],
+            markers: vec![],
         })
     }
 
@@ -266,6 +267,33 @@ mod tests {
     }
 
     #[test]
+    fn faint_series_have_no_legend_and_markers_one_entry_per_label() {
+        let Figure::Line(mut l) = line() else { unreachable!() };
+        l.series[1].style = LineStyle::Faint;
+        l.series[1].name = "raw-hidden".into();
+        let plain = render_svg(&Figure::Line(l.clone())).unwrap();
+        l.markers = vec![
+            Marker {
+                x: 1.5,
+                label: "ReLU removed".into(),
+                color: None,
+            },
+            Marker {
+                x: 1.7,
+                label: "ReLU removed".into(),
+                color: None,
+            },
+        ];
+        let svg = render_svg(&Figure::Line(l.clone())).unwrap();
+        assert!(!svg.contains("raw-hidden") && svg.contains("last"));
+        assert_eq!(svg.matches("ReLU removed").count(), 1);
+        // Each dashed marker is drawn as several short segments.
+        assert!(svg.matches("<polyline").count() >= plain.matches("<polyline").count() + 4);
+        l.markers[0].x = f64::NAN;
+        assert!(matches!(render_svg(&Figure::Line(l)), Err(PlotError::Invalid { .. })));
+    }
+
+    #[test]
     fn png_is_a_png_with_ink() {
         let png = render_png(&line()).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
@@ -287,6 +315,7 @@ mod tests {
             y_label: String::new(),
             x_ticks: vec![],
             series: vec![],
+            markers: vec![],
         });
         assert!(matches!(render_svg(&empty), Err(PlotError::Invalid { .. })));
         let nan = Figure::Bar(BarChart {

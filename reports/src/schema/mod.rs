@@ -4,10 +4,15 @@
 //! Readers call [`Record::from_json`], which refuses unknown kinds/versions and inconsistent envelopes instead of
 //! guessing, so a record written by an incompatible tool version is reported rather than misread.
 
+pub mod bench;
 pub mod calibrate;
+pub mod convert;
 pub mod eval;
+pub mod inspect;
+pub mod model;
 pub mod richness;
 pub mod sweep;
+pub mod train;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -35,22 +40,66 @@ pub enum SchemaError {
     Body { kind: String, source: serde_json::Error },
 }
 
-/// Where a number came from: enough to say whether two numbers can be compared.
+/// The host a record was made on. Commands fill it from /proc and /etc (`toolkit::provenance::detect_machine`);
+/// fields are "unknown" (or 0) where the system does not say, never an error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    pub hostname: String,
+    pub cpu_model: String,
+    /// Logical CPUs available to the process.
+    pub cores: usize,
+    /// Distribution and kernel, e.g. `Debian GNU/Linux 12 (bookworm) (Linux 6.1.0)`.
+    pub os: String,
+    pub memory_gb: f64,
+}
+
+impl Machine {
+    /// The one way a machine is written in text: `host (AMD EPYC 7B13, 2 cpus, Debian GNU/Linux 12, 23.54 GB)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({}, {} cpus, {}, {:.2} GB)",
+            self.hostname, self.cpu_model, self.cores, self.os, self.memory_gb
+        )
+    }
+}
+
+/// Where a number came from: enough to say whether two numbers can be compared. Every record carries exactly one,
+/// in its envelope; bodies do not repeat it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
-    /// `ratio` version (crate version plus git describe when known).
+    /// `ratio` version (the crate version).
     pub tool_version: String,
-    /// ONNX Runtime version, when the command loaded it.
+    /// ONNX Runtime version actually loaded, when the command loaded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ort_version: Option<String>,
-    /// Host name, OS and CPU count, e.g. `host (linux x86_64, 2 cpus)`.
-    pub machine: String,
-    /// Execution device, e.g. `cpu` or `cuda:0 (NVIDIA H100)`.
+    pub machine: Machine,
+    /// Execution device, e.g. `cpu` or `cuda:0`, when the command ran a model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
-    /// Anything else the command wants to pin (seed, preprocessing fingerprint, data set hash).
+    /// ONNX Runtime execution provider of `device`, e.g. `CPUExecutionProvider`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_provider: Option<String>,
+    /// Anything else the command wants to pin (seed, preprocessing fingerprint, data set hash, Slurm task).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub extra: serde_json::Map<String, Value>,
+}
+
+impl Provenance {
+    /// `cpu (CPUExecutionProvider)`, or what is known of it.
+    pub fn device_label(&self) -> String {
+        match (&self.device, &self.execution_provider) {
+            (Some(d), Some(ep)) => format!("{d} ({ep})"),
+            (Some(d), None) => d.clone(),
+            (None, Some(ep)) => ep.clone(),
+            (None, None) => "no device".into(),
+        }
+    }
+
+    /// Add one `extra` pin.
+    pub fn with_extra(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.insert(key.to_string(), value.into());
+        self
+    }
 }
 
 /// A file a record depends on or produced, pinned by content.

@@ -1,10 +1,16 @@
 //! Bodies of `ratio richness --json` (`ratio/richness/v1`) and `ratio leaky --json` (`ratio/leaky/v1`) records,
-//! and the figures drawn from them (each metric against depth with one line per model; CKA heat maps).
+//! and the figures drawn from them (each metric against relative depth with one line per model and markers where
+//! activations were removed; CKA heat maps).
+//!
+//! Layers of two variants of one network are compared by what conversion leaves alone: node names (surgery
+//! removes activation nodes and renames nothing) and convolutions (never removed). A layer's `relative_depth` is
+//! the share of the model's convolutions before it, so a block output sits at the same x in every variant,
+//! whereas its index among analysed layers shifts by every removed activation before it.
 
 use serde::{Deserialize, Serialize};
 
 use super::Body;
-use crate::plot::{Figure, HeatMap, LineChart, Point, Series};
+use crate::plot::{Figure, HeatMap, LineChart, Marker, Point, Series};
 
 /// What the numbers were measured on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -24,7 +30,22 @@ pub struct LayerMetrics {
     pub name: String,
     pub op: String,
     pub output: String,
+    /// Index among the analysed layers of this model.
     pub depth: usize,
+    /// `activation` (an activation slot) or `join` (a block output: residual Add, Concat of computed tensors);
+    /// `None` for layers named by hand that are neither.
+    #[serde(default)]
+    pub kind: Option<LayerKind>,
+    /// Block of the slot structure the layer belongs to (a join: the block it closes).
+    #[serde(default)]
+    pub block: Option<usize>,
+    /// Resolution stage (regions between strided convolutions or pools).
+    #[serde(default)]
+    pub stage: Option<usize>,
+    /// Convolutions before the layer in graph order over all convolutions, in [0, 1]: equal for the same layer in
+    /// every N:M variant of one network.
+    #[serde(default)]
+    pub relative_depth: Option<f64>,
     pub channels: usize,
     /// Positions per channel (H·W; 1 for fully connected layers).
     pub spatial: usize,
@@ -55,12 +76,32 @@ pub struct LayerMetrics {
     pub probe_accuracy: Option<f64>,
 }
 
+/// What kind of tensor a layer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerKind {
+    Activation,
+    Join,
+}
+
+impl LayerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LayerKind::Activation => "activation",
+            LayerKind::Join => "join",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelRichness {
     pub name: String,
     pub sha256: String,
     pub input: String,
     pub layers: Vec<LayerMetrics>,
+    /// Activations a conversion removed from this model (its `ratio.removed` metadata), by node name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
     /// Top-1 of the model's first output on the analysed samples (when labels are known).
     pub accuracy: Option<f64>,
     /// Seconds inside ONNX Runtime (with the capture outputs) and in the statistics.
@@ -121,7 +162,7 @@ pub const METRICS: [(&str, &str, Getter); 10] = [
 ];
 
 /// File stem of a model path.
-fn short(name: &str) -> String {
+pub fn short(name: &str) -> String {
     let base = name.rsplit('/').next().unwrap_or(name);
     base.trim_end_matches(".onnx").to_string()
 }
@@ -149,50 +190,100 @@ fn layer_label(name: &str) -> String {
     }
 }
 
+/// x of a layer in depth plots: relative depth when every plotted layer has one, else the layer index.
+fn x_of(l: &LayerMetrics, relative: bool) -> f64 {
+    match (relative, l.relative_depth) {
+        (true, Some(r)) => r,
+        _ => l.depth as f64,
+    }
+}
+
 impl RichnessBody {
-    /// One line chart per metric that some model has (x = layer depth) and one CKA heat map per model pair.
+    /// Whether every layer of every model has a relative depth (records from before it existed do not).
+    fn relative(&self) -> bool {
+        self.models
+            .iter()
+            .flat_map(|m| &m.layers)
+            .all(|l| l.relative_depth.is_some())
+    }
+
+    /// Where a later model lost activations the first model has, at the first model's depth of them.
+    pub fn removed_markers(&self) -> Vec<Marker> {
+        let (Some(first), relative) = (self.models.first(), self.relative()) else {
+            return vec![];
+        };
+        let mut out: Vec<Marker> = Vec::new();
+        for (i, m) in self.models[1..].iter().enumerate() {
+            for l in first.layers.iter().filter(|l| m.removed.contains(&l.name)) {
+                out.push(Marker {
+                    x: x_of(l, relative),
+                    label: format!("activation removed in {}", short(&m.name)),
+                    color: Some(i + 1),
+                });
+            }
+        }
+        out
+    }
+
+    /// One line chart per metric that some model has (x = relative depth) and one CKA heat map per model pair.
     pub fn figures(&self) -> Vec<(String, Figure)> {
         let mut out = Vec::new();
+        let relative = self.relative();
         for (stem, label, get) in METRICS {
             let series: Vec<Series> = self
                 .models
                 .iter()
-                .map(|m| Series {
-                    name: short(&m.name),
-                    points: m
+                .map(|m| {
+                    let points = m
                         .layers
                         .iter()
                         .filter_map(|l| {
                             get(l).map(|y| Point {
-                                x: l.depth as f64,
+                                x: x_of(l, relative),
                                 y,
                                 err: None,
                             })
                         })
-                        .collect(),
+                        .collect();
+                    Series::new(short(&m.name), points)
                 })
                 .filter(|s| !s.points.is_empty())
                 .collect();
             if series.is_empty() {
                 continue;
             }
+            let (title, x_label, x_ticks) = if relative {
+                (
+                    format!("{label} by relative depth ({} samples)", self.samples),
+                    "relative depth (share of convolutions before the layer)".to_string(),
+                    vec![],
+                )
+            } else {
+                let ticks = self
+                    .models
+                    .first()
+                    .map(|m| {
+                        m.layers
+                            .iter()
+                            .map(|l| (l.depth as f64, layer_label(&l.name)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (
+                    format!("{label} by depth ({} samples)", self.samples),
+                    "layer (depth)".to_string(),
+                    ticks,
+                )
+            };
             out.push((
                 stem.to_string(),
                 Figure::Line(LineChart {
-                    title: format!("{label} by depth ({} samples)", self.samples),
-                    x_label: "layer (depth)".into(),
+                    title,
+                    x_label,
                     y_label: label.into(),
-                    x_ticks: self
-                        .models
-                        .first()
-                        .map(|m| {
-                            m.layers
-                                .iter()
-                                .map(|l| (l.depth as f64, layer_label(&l.name)))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
+                    x_ticks,
                     series,
+                    markers: self.removed_markers(),
                 }),
             ));
         }
@@ -272,6 +363,10 @@ mod tests {
             op: "Relu".into(),
             output: format!("r{depth}"),
             depth,
+            kind: Some(LayerKind::Activation),
+            block: Some(depth),
+            stage: Some(0),
+            relative_depth: None,
             channels: 8,
             spatial: 4,
             samples: 10,
@@ -297,6 +392,7 @@ mod tests {
             sha256: "ab".into(),
             input: "input[?,1,28,28]".into(),
             layers: vec![layer(0, 3.0), layer(1, 4.0)],
+            removed: vec![],
             accuracy: Some(0.99),
             run_seconds: 1.0,
             stats_seconds: 2.0,
@@ -335,5 +431,59 @@ mod tests {
         assert_eq!(l.x_ticks, vec![(0.0, "l0".to_string()), (1.0, "l1".to_string())]);
         assert_eq!(layer_label("/conv_layers/conv_layers.7/Relu"), "conv_layers.7");
         assert_eq!(layer_label("relu_out"), "relu_out");
+        assert!(l.markers.is_empty());
+    }
+
+    #[test]
+    fn relative_depth_lines_up_shared_layers_and_marks_removed_ones() {
+        // 1:1 has l0, l1, l2 at relative depths 0, 0.5, 0.75; the 2:1 variant lost l1.
+        let at = |d: usize, r: f64| LayerMetrics {
+            relative_depth: Some(r),
+            ..layer(d, d as f64 + 1.0)
+        };
+        let base = ModelRichness {
+            name: "base.onnx".into(),
+            sha256: "a".into(),
+            input: "x".into(),
+            layers: vec![at(0, 0.0), at(1, 0.5), at(2, 0.75)],
+            removed: vec![],
+            accuracy: None,
+            run_seconds: 0.0,
+            stats_seconds: 0.0,
+        };
+        let mut two = base.clone();
+        two.name = "v/converted.onnx".into();
+        two.layers = vec![
+            at(0, 0.0),
+            LayerMetrics {
+                depth: 1,
+                ..at(2, 0.75)
+            },
+        ];
+        two.removed = vec!["/l1/Relu".into()];
+        let body = RichnessBody {
+            data: DataRef::default(),
+            samples: 5,
+            seed: 0,
+            cka_samples: 5,
+            positions: 1,
+            ridge: None,
+            models: vec![base, two],
+            cka: vec![],
+        };
+        let figs = body.figures();
+        let Figure::Line(l) = &figs[0].1 else { panic!() };
+        // The shared layer /l2 sits at x = 0.75 in both models although its index differs (2 vs 1).
+        assert_eq!(l.series[0].points[2].x, 0.75);
+        assert_eq!(l.series[1].points[1].x, 0.75);
+        assert!(l.x_label.starts_with("relative depth") && l.x_ticks.is_empty());
+        assert_eq!(
+            l.markers,
+            vec![Marker {
+                x: 0.5,
+                label: "activation removed in converted".into(),
+                color: Some(1),
+            }]
+        );
     }
 }

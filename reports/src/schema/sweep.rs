@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Body;
+use super::{Body, Record};
 
 /// One point of the sweep grid.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -67,12 +67,17 @@ pub struct SweepStep {
     /// Last lines of the child's stderr, for failed steps.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub stderr_tail: String,
-    /// The step's own JSON output (its record or plain JSON), `null` when it printed none.
-    pub output: Value,
+    /// The step's own record (what it printed with `--json`), `None` when it printed none.
+    pub output: Option<Record>,
+    /// What the step printed when that was not a record (last lines).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stdout_tail: String,
 }
 
 impl Body for SweepStep {
     const KIND: &'static str = "sweep-step";
+    // v2: `output` is the child's typed record, no longer any JSON it printed.
+    const VERSION: u32 = 2;
 }
 
 /// Mean ± sample standard deviation over seeds of one metric of one (ratio, policy) cell.
@@ -96,7 +101,7 @@ pub struct CellSummary {
     pub missing_seeds: Vec<u64>,
 }
 
-/// Paired comparison of a cell against the 1:1 baseline on one metric, pairing runs by seed.
+/// Seed-level paired comparison of a cell against the 1:1 baseline on one metric, pairing runs by seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
     pub ratio: String,
@@ -123,6 +128,105 @@ pub struct Best {
     pub mean: f64,
 }
 
+/// Per-sample test of a cell's accuracy against 1:1: every variant is scored on the same test samples, so the
+/// samples pair across models, and the seeds are pooled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleTest {
+    pub ratio: String,
+    pub policy: String,
+    /// Seeds whose variant and 1:1 evaluations both hold per-sample predictions on the same samples.
+    pub seeds: Vec<u64>,
+    /// Test samples per seed.
+    pub samples: usize,
+    /// McNemar discordant counts summed over seeds: 1:1 right and the variant wrong, and the reverse.
+    pub baseline_only_correct: u64,
+    pub model_only_correct: u64,
+    /// Exact two-sided McNemar p on the pooled discordant counts.
+    pub mcnemar_p: f64,
+    /// `mcnemar_p` after Holm's correction over the cells.
+    pub p_adjusted: f64,
+    /// Accuracy(variant) − accuracy(1:1), averaged over the seeds.
+    pub diff: f64,
+    /// Paired bootstrap interval of `diff`: test samples are resampled, each one carrying its outcome in every
+    /// seed, so the interval reflects the test set's finiteness and keeps the seeds' correlation.
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub ci_level: f64,
+    pub resamples: usize,
+    pub bootstrap_seed: u64,
+    pub significant: bool,
+}
+
+/// Latency of a cell relative to the 1:1 architecture, from `ratio bench` runs that interleaved the two models
+/// (A, B, A, B) so that drift cancels: the median of per-iteration ratios pooled over seeds, with a bootstrap CI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyRatio {
+    pub ratio: String,
+    pub policy: String,
+    /// The run group the ratio comes from.
+    pub batch: usize,
+    pub threads: usize,
+    pub seeds: Vec<u64>,
+    /// Paired iterations pooled.
+    pub pairs: usize,
+    /// Median of latency(variant) / latency(1:1 reference) per iteration.
+    pub median: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub ci_level: f64,
+    pub resamples: usize,
+}
+
+/// Where in the pipeline an accuracy was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// The 1:1 model every variant is converted from.
+    Source,
+    /// Right after graph surgery, before any calibration or training.
+    Converted,
+    /// After `ratio calibrate`, before training.
+    Calibrated,
+    /// After fine-tuning (or training from scratch).
+    FineTuned,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [Stage::Source, Stage::Converted, Stage::Calibrated, Stage::FineTuned];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Source => "source",
+            Stage::Converted => "converted",
+            Stage::Calibrated => "calibrated",
+            Stage::FineTuned => "fine-tuned",
+        }
+    }
+}
+
+/// Accuracy of one cell at one stage, over seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageAccuracy {
+    pub ratio: String,
+    pub policy: String,
+    pub stage: Stage,
+    pub accuracy: MetricStats,
+    /// Which record the numbers come from and on which samples (e.g. `ratio finetune before its first step, on
+    /// the test split`).
+    pub source: String,
+}
+
+/// The layers every analysed variant has, over which the summary's per-layer means are taken.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommonLayers {
+    /// Node names, in network order.
+    pub names: Vec<String>,
+    /// `join` or `activation`, per name.
+    pub kinds: Vec<String>,
+    /// (ratio, policy, layers that cell's models have): what the common set leaves out.
+    pub per_cell: Vec<(String, String, usize)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepSummary {
     pub sweep_hash: String,
@@ -130,7 +234,20 @@ pub struct SweepSummary {
     pub data: String,
     pub alpha: f64,
     pub cells: Vec<CellSummary>,
+    /// Seed-level paired tests, every metric.
     pub comparisons: Vec<Comparison>,
+    /// Per-sample accuracy tests pooled over seeds.
+    #[serde(default)]
+    pub sample_tests: Vec<SampleTest>,
+    /// Interleaved, paired latency ratios against 1:1.
+    #[serde(default)]
+    pub latency_ratios: Vec<LatencyRatio>,
+    /// Accuracy at each pipeline stage that has records.
+    #[serde(default)]
+    pub stages: Vec<StageAccuracy>,
+    /// The layer set of the richness means (`None` without richness records).
+    #[serde(default)]
+    pub common_layers: Option<CommonLayers>,
     pub best: Vec<Best>,
     /// Plain sentences of what the data support.
     pub conclusions: Vec<String>,
@@ -141,4 +258,6 @@ pub struct SweepSummary {
 
 impl Body for SweepSummary {
     const KIND: &'static str = "sweep-summary";
+    // v2: per-sample tests, paired latency ratios, stage accuracies and the common richness layers.
+    const VERSION: u32 = 2;
 }

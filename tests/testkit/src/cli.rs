@@ -50,8 +50,8 @@ impl Cli {
         self
     }
 
-    /// Run to completion. Failing to start the binary at all fails the test.
-    pub fn run(&self) -> Run {
+    /// The command as a [`Command`], for a test that must watch or stop it while it runs (`spawn`).
+    pub fn command(&self) -> Command {
         let mut c = Command::new(&self.bin);
         c.args(&self.cmd);
         if let Some(d) = &self.cwd {
@@ -60,7 +60,13 @@ impl Cli {
         for (k, v) in &self.envs {
             c.env(k, v);
         }
-        let o = c
+        c
+    }
+
+    /// Run to completion. Failing to start the binary at all fails the test.
+    pub fn run(&self) -> Run {
+        let o = self
+            .command()
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
         Run {
@@ -106,6 +112,34 @@ impl Run {
     /// contains every needle.
     pub fn fails_with(&self, needles: &[&str]) -> &Self {
         assert_eq!(self.code, Some(2), "expected exit status 2:\n{}", self.text());
+        self.error_names(needles)
+    }
+
+    /// Assert a failure whatever its status (non-zero, or ended by a signal), no panic, and an error message that
+    /// contains every needle: for tests that do not pin the status.
+    pub fn fails(&self, needles: &[&str]) -> &Self {
+        assert!(!self.succeeded(), "expected failure:\n{}", self.text());
+        self.error_names(needles)
+    }
+
+    /// [`Run::fails`], and the error is the single line `error: …` (no cause chain).
+    pub fn fails_in_one_line(&self, needles: &[&str]) -> &Self {
+        self.fails(needles);
+        assert_eq!(
+            self.stderr.trim_end().lines().count(),
+            1,
+            "the error is not one line:\n{}",
+            self.text()
+        );
+        assert!(
+            self.stderr.starts_with("error: "),
+            "no 'error: ' line:\n{}",
+            self.text()
+        );
+        self
+    }
+
+    fn error_names(&self, needles: &[&str]) -> &Self {
         assert!(
             !self.stderr.contains("panicked"),
             "the command panicked:\n{}",
@@ -137,6 +171,29 @@ mod tests {
         let ok = Cli::new("sh").args(["-c", "printf '{\"a\": 1}'"]).run();
         ok.success();
         assert_eq!(ok.json()["a"], 1);
+    }
+
+    #[test]
+    fn any_failure_and_one_line_errors() {
+        let r = Cli::new("sh")
+            .args(["-c", "echo 'error: bad.onnx: truncated' >&2; exit 1"])
+            .run();
+        r.fails(&["bad.onnx"]).fails_in_one_line(&["truncated"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "not one line")]
+    fn a_cause_chain_is_not_one_line() {
+        Cli::new("sh")
+            .args(["-c", "printf 'error: a\\ncaused by: b\\n' >&2; exit 1"])
+            .run()
+            .fails_in_one_line(&["a"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "expected failure")]
+    fn success_is_not_a_failure() {
+        Cli::new("true").run().fails(&[]);
     }
 
     #[test]

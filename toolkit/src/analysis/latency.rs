@@ -1,7 +1,6 @@
 //! Latency statistics: numpy-style percentiles, summaries, and paired ratios with a bootstrap confidence interval.
 
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
 
 /// `q`-quantile (`q` in [0, 1]) of sorted data with linear interpolation between closest ranks, as numpy's
 /// default `percentile(..., method="linear")`: position `q·(n−1)`. `None` for empty data or `q` outside [0, 1].
@@ -40,57 +39,23 @@ pub fn std_sample(xs: &[f64]) -> Option<f64> {
     Some((ss / (xs.len() - 1) as f64).sqrt())
 }
 
-/// Summary of latencies, in the unit they were given in (`ratio bench` uses milliseconds).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Summary {
-    pub n: usize,
-    pub min: f64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub max: f64,
-    pub mean: f64,
-    /// Sample standard deviation (n−1).
-    pub std: f64,
-}
+pub use reports::schema::bench::{LatencySummary as Summary, PairedRatio};
 
-impl Summary {
-    /// `None` for no samples.
-    pub fn of(xs: &[f64]) -> Option<Summary> {
-        let s = sorted(xs);
-        let q = |p| quantile_sorted(&s, p);
-        Some(Summary {
-            n: s.len(),
-            min: *s.first()?,
-            p50: q(0.5)?,
-            p90: q(0.9)?,
-            p99: q(0.99)?,
-            max: *s.last()?,
-            mean: mean(&s)?,
-            std: std_sample(&s)?,
-        })
-    }
-
-    /// Items per second when each sample (in milliseconds) processed `batch` items: batch / mean latency.
-    pub fn throughput_per_s(&self, batch: usize) -> f64 {
-        if self.mean > 0.0 {
-            batch as f64 * 1000.0 / self.mean
-        } else {
-            f64::INFINITY
-        }
-    }
-}
-
-/// Median of paired ratios `a[i] / b[i]` and its percentile-bootstrap confidence interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct PairedRatio {
-    pub n: usize,
-    pub median: f64,
-    pub ci_low: f64,
-    pub ci_high: f64,
-    /// Confidence level of [ci_low, ci_high], e.g. 0.95.
-    pub level: f64,
-    pub resamples: usize,
+/// Summary of latencies (min, percentiles, max, mean, sample std), in the unit they were given in; `None` for no
+/// samples.
+pub fn summary(xs: &[f64]) -> Option<Summary> {
+    let s = sorted(xs);
+    let q = |p| quantile_sorted(&s, p);
+    Some(Summary {
+        n: s.len(),
+        min: *s.first()?,
+        p50: q(0.5)?,
+        p90: q(0.9)?,
+        p99: q(0.99)?,
+        max: *s.last()?,
+        mean: mean(&s)?,
+        std: std_sample(&s)?,
+    })
 }
 
 /// Per-iteration ratios `a[i] / b[i]`: pairing runs taken back to back cancels slow drift (thermal, other load)
@@ -156,7 +121,7 @@ mod tests {
     #[test]
     fn summary_of_unsorted_samples() {
         // mean 5, squared deviations 16+9+1+0+25+1 = 52 → sample var 52/5 = 10.4.
-        let s = Summary::of(&[9.0, 1.0, 4.0, 5.0, 10.0, 6.0]).unwrap();
+        let s = summary(&[9.0, 1.0, 4.0, 5.0, 10.0, 6.0]).unwrap();
         assert_eq!((s.n, s.min, s.max), (6, 1.0, 10.0));
         assert!(close(s.mean, 35.0 / 6.0));
         let m = 35.0 / 6.0;
@@ -169,7 +134,7 @@ mod tests {
         assert!(close(s.p50, 5.5));
         assert!(close(s.p90, 9.5));
         assert!(close(s.p99, 9.95));
-        assert!(Summary::of(&[]).is_none());
+        assert!(summary(&[]).is_none());
         assert!(close(
             std_sample(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]).unwrap(),
             (32.0f64 / 7.0).sqrt()
@@ -178,7 +143,7 @@ mod tests {
 
     #[test]
     fn throughput_is_batch_over_mean() {
-        let s = Summary::of(&[2.0, 2.0]).unwrap();
+        let s = summary(&[2.0, 2.0]).unwrap();
         assert!(close(s.throughput_per_s(8), 4000.0));
     }
 

@@ -3,7 +3,9 @@
 //! decomposition.
 
 pub mod accuracy;
+pub mod bench;
 pub mod cka;
+pub mod evaluate;
 pub mod latency;
 pub mod leaky;
 pub mod probe;

@@ -1,22 +1,14 @@
 //! Statistics for comparing classifiers on the same samples: McNemar's exact test, a paired bootstrap CI of the
-//! accuracy difference, agreement, and numpy-style percentiles.
+//! accuracy difference (of one pair of runs, or pooled over seeds), and agreement.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-/// Linear-interpolation percentile of sorted data (numpy's default `method="linear"`); `q` in [0, 1].
-pub fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
-    match sorted.len() {
-        0 => f64::NAN,
-        1 => sorted[0],
-        n => {
-            let pos = q.clamp(0.0, 1.0) * (n - 1) as f64;
-            let lo = pos.floor() as usize;
-            let hi = (lo + 1).min(n - 1);
-            sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-        }
-    }
+/// Linear-interpolation percentile of sorted data (numpy's default `method="linear"`); `q` in [0, 1]; NaN when
+/// there is no data. The one quantile rule of the crate is the latency module's.
+fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
+    super::latency::quantile_sorted(sorted, q.clamp(0.0, 1.0)).unwrap_or(f64::NAN)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -121,6 +113,69 @@ pub fn bootstrap_diff(first: &[bool], second: &[bool], resamples: usize, level: 
     }
 }
 
+/// Paired comparison of two classifiers pooled over repeated runs (seeds) on the same test samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PooledComparison {
+    /// McNemar on the discordant counts summed over runs.
+    pub mcnemar: McNemar,
+    /// Mean over runs of accuracy(second) − accuracy(first), and its bootstrap interval over test samples.
+    pub ci: BootstrapCi,
+    pub runs: usize,
+    pub samples: usize,
+}
+
+/// Pool `(first, second)` correctness vectors of several runs on the same samples (every vector the same length,
+/// index i the same test sample in all of them). McNemar sums the discordant counts. The bootstrap resamples test
+/// samples, each drawn sample bringing its outcome in every run: the test set is the finite sample the claim is
+/// about, and a hard sample stays hard across seeds, so resampling (run, sample) pairs independently would
+/// understate the interval. `None` without runs or with vectors of different lengths.
+pub fn pooled_comparison(
+    runs: &[(&[bool], &[bool])],
+    resamples: usize,
+    level: f64,
+    seed: u64,
+) -> Option<PooledComparison> {
+    let n = runs.first()?.0.len();
+    if n == 0 || runs.iter().any(|(a, b)| a.len() != n || b.len() != n) {
+        return None;
+    }
+    let (mut b, mut c) = (0u64, 0u64);
+    // Per test sample: Σ over runs of (second − first) ∈ [−runs, runs].
+    let mut d = vec![0i32; n];
+    for (first, second) in runs {
+        let m = mcnemar(first, second);
+        b += m.only_first;
+        c += m.only_second;
+        for (i, (&x, &y)) in first.iter().zip(*second).enumerate() {
+            d[i] += i32::from(y) - i32::from(x);
+        }
+    }
+    let scale = (runs.len() * n) as f64;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut reps: Vec<f64> = (0..resamples)
+        .map(|_| (0..n).map(|_| i64::from(d[rng.random_range(0..n)])).sum::<i64>() as f64 / scale)
+        .collect();
+    reps.sort_by(f64::total_cmp);
+    let alpha = (1.0 - level) / 2.0;
+    Some(PooledComparison {
+        mcnemar: McNemar {
+            only_first: b,
+            only_second: c,
+            p_value: mcnemar_exact_p(b, c),
+        },
+        ci: BootstrapCi {
+            diff: d.iter().map(|&x| f64::from(x)).sum::<f64>() / scale,
+            low: percentile_sorted(&reps, alpha),
+            high: percentile_sorted(&reps, 1.0 - alpha),
+            level,
+            resamples,
+            seed,
+        },
+        runs: runs.len(),
+        samples: n,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +237,32 @@ mod tests {
     fn agreement_counts_equal_predictions() {
         assert_eq!(agreement(&[1, 2, 3, 4], &[1, 2, 0, 4]), 0.75);
         assert!(agreement(&[], &[]).is_nan());
+    }
+
+    #[test]
+    fn pooled_comparison_sums_discordance_and_matches_one_run() {
+        let (a, b) = pairs(700, 60, 100, 140);
+        // One run: the pooled statistics are the single pair's, and the interval the single-pair bootstrap's.
+        let one = pooled_comparison(&[(&a, &b)], 4000, 0.95, 7).unwrap();
+        let single = bootstrap_diff(&a, &b, 4000, 0.95, 7);
+        assert_eq!(one.mcnemar, mcnemar(&a, &b));
+        assert!((one.ci.diff - single.diff).abs() < 1e-12);
+        assert!((one.ci.low - single.low).abs() < 0.003 && (one.ci.high - single.high).abs() < 0.003);
+        // Two identical runs: discordant counts double (McNemar gets stronger), the mean difference is unchanged,
+        // and so is the interval, because the same samples carry the same outcomes in both runs.
+        let two = pooled_comparison(&[(&a, &b), (&a, &b)], 4000, 0.95, 7).unwrap();
+        assert_eq!((two.mcnemar.only_first, two.mcnemar.only_second), (120, 200));
+        assert!(two.mcnemar.p_value < one.mcnemar.p_value);
+        assert!((two.ci.diff - 0.04).abs() < 1e-12);
+        assert!((two.ci.low - one.ci.low).abs() < 0.003, "{:?} vs {:?}", two.ci, one.ci);
+        // A second run that disagrees halves the mean difference.
+        let (c, d) = pairs(760, 100, 60, 80);
+        let mixed = pooled_comparison(&[(&a, &b), (&c, &d)], 2000, 0.95, 7).unwrap();
+        assert!(mixed.ci.diff.abs() < 1e-12, "{:?}", mixed.ci);
+        assert!(mixed.ci.low < 0.0 && mixed.ci.high > 0.0);
+        assert_eq!(mixed.mcnemar.p_value, 1.0);
+        assert!(pooled_comparison(&[(&a, &b[..10])], 10, 0.95, 0).is_none());
+        assert!(pooled_comparison(&[], 10, 0.95, 0).is_none());
     }
 
     #[test]

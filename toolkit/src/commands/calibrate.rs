@@ -11,6 +11,7 @@ use converters::Model;
 use reports::schema::calibrate::{CalibrateBody, Stage};
 use reports::schema::{FileRef, Record};
 
+use super::args::{DataArgs, OutputArgs, RuntimeArgs};
 use super::richness::record_provenance;
 use crate::calibrate::samples::{CalibData, SampleSpec};
 use crate::calibrate::{CalibrateOptions, Calibrated, Method, calibrate, record_metadata};
@@ -20,12 +21,9 @@ use crate::runtime::RuntimeConfig;
 pub struct CalibrateArgs {
     /// The converted model to calibrate (never modified).
     pub model: PathBuf,
-    /// Calibration data (path or fetched name); its training split is used, the test split measures.
-    #[arg(long)]
-    pub data: String,
-    /// Preprocessing preset (built-in name or JSON file).
-    #[arg(long)]
-    pub preset: String,
+    /// Calibration data and its preprocessing; the training split is used, the test split measures.
+    #[command(flatten)]
+    pub input: DataArgs,
     /// Calibration samples (the first N of the training split).
     #[arg(long, default_value_t = 2000)]
     pub samples: usize,
@@ -40,9 +38,8 @@ pub struct CalibrateArgs {
     /// Overwrite an existing output file.
     #[arg(long)]
     pub force: bool,
-    /// Write the JSON record here (`-` for stdout instead of the table).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub record: OutputArgs,
     /// Held-out samples measured before and after (default: the whole test split).
     #[arg(long)]
     pub eval_samples: Option<usize>,
@@ -57,9 +54,9 @@ pub struct CalibrateArgs {
     /// Seed of the sampled positions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// ONNX Runtime intra-op threads per session (the model and its reference run side by side).
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
+    /// The model and its reference run side by side, one thread each unless --threads says otherwise.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 impl CalibrateArgs {
@@ -69,7 +66,10 @@ impl CalibrateArgs {
             ridge: self.ridge,
             positions: self.positions.max(1),
             seed: self.seed,
-            runtime: RuntimeConfig::cpu().with_threads(self.threads.max(1)),
+            runtime: RuntimeConfig {
+                intra_threads: Some(self.runtime.threads.unwrap_or(1).max(1)),
+                ..self.runtime.config()
+            },
             ..CalibrateOptions::default()
         }
     }
@@ -141,8 +141,8 @@ pub fn run(args: CalibrateArgs) -> Result<ExitCode> {
         bail!("{}: output exists; pass --force to overwrite", output.display());
     }
     let spec = SampleSpec {
-        data: args.data.clone(),
-        preset: args.preset.clone(),
+        data: args.input.data.clone(),
+        preset: args.input.preset.clone(),
         samples: args.samples,
         eval_samples: args.eval_samples,
         batch: args.batch,
@@ -180,6 +180,7 @@ pub fn run(args: CalibrateArgs) -> Result<ExitCode> {
         seconds: done.seconds,
     };
     let provenance = record_provenance(
+        args.runtime.device,
         &crate::runtime::ensure_ort()?,
         [
             ("seed", serde_json::json!(opts.seed)),
@@ -201,12 +202,10 @@ pub fn run(args: CalibrateArgs) -> Result<ExitCode> {
         path: body.output.clone(),
         sha256: output_sha256,
     }];
-    if args.json.as_deref() != Some(Path::new("-")) {
+    if !args.record.to_stdout() {
         super::emit(&render(&body))?;
     }
-    if let Some(path) = &args.json {
-        super::write_json_record(path, &record)?;
-    }
+    args.record.write(&record)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -221,9 +220,8 @@ pub fn after_convert(
     let Some(data) = &args.calibrate_data else {
         return Ok(converted);
     };
-    let policy_preset = args.preset.as_deref().filter(|p| *p != "erase-last");
-    let Some(preset) = args.calibrate_preset.as_deref().or(policy_preset) else {
-        bail!("--calibrate-data needs --calibrate-preset P (a preprocessing preset such as mnist)");
+    let Some(preset) = args.calibrate_preset.as_deref().or(args.preset.as_deref()) else {
+        bail!("--calibrate-data needs --calibrate-preset P or --preset P (a preprocessing preset such as mnist)");
     };
     let spec = SampleSpec {
         data: data.clone(),
@@ -238,7 +236,7 @@ pub fn after_convert(
     let opts = CalibrateOptions::default();
     let mut done = calibrate(&converted, Some(source), &mut data, &opts)?;
     record_metadata(&mut done.model, &data, opts.method, source.source_sha256.as_deref());
-    eprint!("{}", render_stages(&done, &data));
+    crate::printer::status_text(&render_stages(&done, &data));
     done.model.path = None;
     Ok(done.model)
 }

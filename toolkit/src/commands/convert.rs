@@ -9,9 +9,10 @@ use converters::convert::{apply_plan, convert};
 use converters::ir::Model;
 use converters::plan::{Decision, Plan};
 use converters::policy::{Keep, Policy, Preset, Ratio, Scope};
-use serde::Serialize;
+use reports::schema::convert::{ConversionCheck, ConvertBody, ScopeCount};
+use reports::schema::{FileRef, Record};
 
-use crate::checks::{RuntimeCheck, check_conversion};
+use crate::checks::check_conversion;
 use crate::commands::{emit, inspect::parse_acts};
 use crate::runtime::{Device, RuntimeConfig};
 
@@ -21,6 +22,13 @@ pub enum ScopeArg {
     Block,
     Stage,
     Global,
+}
+
+/// Named placement policies (`--policy`).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PolicyPresetArg {
+    /// EraseReLU: remove the last activation of every block.
+    EraseLast,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -63,8 +71,11 @@ pub struct ConvertArgs {
     /// Activation kinds that form slots (comma-separated): relu, relu6, leakyrelu, prelu.
     #[arg(long, value_delimiter = ',', default_value = "relu")]
     pub act: Vec<String>,
-    /// `erase-last` (EraseReLU: remove the last activation of every block), or with --data the preprocessing
-    /// preset for `--keep by-negative-mass`.
+    /// A named placement policy instead of --ratio/--scope/--keep: `erase-last` (EraseReLU: remove the last
+    /// activation of every block).
+    #[arg(long, value_enum, conflicts_with_all = ["keep", "scope"])]
+    pub policy: Option<PolicyPresetArg>,
+    /// Preprocessing preset (built-in name or JSON file) of --data and --calibrate-data, as in every command.
     #[arg(long)]
     pub preset: Option<String>,
     /// Replace chosen activations by LeakyRelu(α) instead of removing them.
@@ -73,9 +84,9 @@ pub struct ConvertArgs {
     /// Dry run: print every slot and its decision, write nothing.
     #[arg(long)]
     pub plan: bool,
-    /// Print JSON (the plan with --plan, a conversion record otherwise).
-    #[arg(long)]
-    pub json: bool,
+    /// The plan (with --plan) or the conversion record as JSON: to FILE, or to stdout with `-`.
+    #[command(flatten)]
+    pub record: super::args::OutputArgs,
     /// Apply a saved or hand-edited plan (from `--plan --json`) exactly.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["keep", "scope", "leaky"])]
     pub apply_plan: Option<PathBuf>,
@@ -104,7 +115,7 @@ pub struct ConvertArgs {
     /// as `ratio calibrate --method auto` does.
     #[arg(long, value_name = "D")]
     pub calibrate_data: Option<String>,
-    /// Preprocessing preset of --calibrate-data (default: --preset when that names one).
+    /// Preprocessing preset of --calibrate-data when it differs from --preset.
     #[arg(long, value_name = "P", requires = "calibrate_data")]
     pub calibrate_preset: Option<String>,
     /// Calibration samples (the first N of the training split).
@@ -116,31 +127,18 @@ pub struct ConvertArgs {
 /// forward passes cost well under the model load (the check's time is dominated by batch size past that).
 pub const CHECK_BATCH: usize = 1;
 
-/// What a conversion did, printed with `--json` and recorded by `ratio sweep`.
-#[derive(Debug, Serialize)]
-pub struct ConvertRecord {
-    pub schema: &'static str,
-    pub source: String,
-    pub source_sha256: String,
-    pub output: String,
-    pub output_sha256: String,
-    pub policy: String,
-    pub slots: usize,
-    pub changed: Vec<String>,
-    pub scopes: Vec<converters::plan::ScopeCount>,
-    pub runtime_check: Option<RuntimeCheck>,
-    pub tool_version: &'static str,
-}
-
 impl ConvertArgs {
     fn policy(&self) -> Result<Policy> {
-        let preset = match self.preset.as_deref() {
-            Some("erase-last") => Some(Preset::EraseLast),
-            Some(p) if self.data.is_none() => {
-                bail!("unknown preset '{p}' (policy presets: erase-last; a preprocessing preset needs --data)")
-            }
-            _ => None,
-        };
+        if self.preset.as_deref() == Some("erase-last") {
+            bail!("--preset names a preprocessing preset; the EraseReLU placement policy is --policy erase-last");
+        }
+        if let Some(p) = &self.preset
+            && self.data.is_none()
+            && self.calibrate_data.is_none()
+        {
+            bail!("--preset {p}: a preprocessing preset needs --data or --calibrate-data");
+        }
+        let preset = self.policy.map(|PolicyPresetArg::EraseLast| Preset::EraseLast);
         Ok(Policy {
             ratio: self.ratio,
             scope: match self.scope {
@@ -219,12 +217,10 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         }
     };
     if args.plan {
-        let text = if args.json {
-            serde_json::to_string_pretty(&plan)? + "\n"
-        } else {
-            render_plan(&plan)
-        };
-        emit(&text)?;
+        args.record.write_value(&plan)?;
+        if !args.record.to_stdout() {
+            emit(&render_plan(&plan))?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -259,30 +255,67 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         .save(&output, args.external_data)
         .with_context(|| format!("writing {}", output.display()))?;
 
-    let record = ConvertRecord {
-        schema: "ratio/convert/v1",
+    let record = ConvertBody {
         source: args.model.display().to_string(),
         source_sha256: model.source_sha256.clone().unwrap_or_default(),
         output: output.display().to_string(),
         output_sha256,
+        ratio: plan.policy.ratio.to_string(),
         policy: plan.policy.describe(),
         slots: plan.slots.len(),
         changed: plan.changed().map(|s| s.name.clone()).collect(),
-        scopes: plan.scopes.clone(),
-        runtime_check,
-        tool_version: concat!("ratio ", env!("CARGO_PKG_VERSION")),
+        leaky: plan.policy.leaky,
+        scopes: plan
+            .scopes
+            .iter()
+            .map(|c| ScopeCount {
+                scope: c.scope.clone(),
+                slots: c.slots,
+                eligible: c.eligible,
+                kept: c.kept,
+                changed: c.changed,
+            })
+            .collect(),
+        runtime_check: runtime_check.map(|c| ConversionCheck {
+            batch: c.batch,
+            seed: c.seed,
+            qualifying_samples: c.qualifying_samples,
+            max_abs_diff_qualifying: c.max_abs_diff_qualifying,
+            max_abs_diff_all: c.max_abs_diff_all,
+        }),
     };
-    if args.json {
-        emit(&(serde_json::to_string_pretty(&record)? + "\n"))?;
-    } else {
+    if args.record.json.is_some() {
+        args.record.write(&envelope(&record, args.device, args.no_check)?)?;
+    }
+    if !args.record.to_stdout() {
         emit(&render_record(&record))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// The `ratio/convert/v1` record: source and output pinned by sha256; ONNX Runtime named when the check ran.
+fn envelope(body: &ConvertBody, device: Device, no_check: bool) -> Result<Record> {
+    use crate::provenance::Collect;
+    let provenance = if no_check || body.runtime_check.is_none() {
+        crate::provenance::no_runtime()
+    } else {
+        crate::provenance::Provenance::collect(device)?
+    };
+    let mut rec = crate::commands::record(body, provenance)?;
+    rec.inputs.push(FileRef {
+        path: body.source.clone(),
+        sha256: body.source_sha256.clone(),
+    });
+    rec.outputs.push(FileRef {
+        path: body.output.clone(),
+        sha256: body.output_sha256.clone(),
+    });
+    Ok(rec)
+}
+
 /// Negative-mass scores of every activation, from the training split of `--data` under the preprocessing preset.
 fn negative_mass(args: &ConvertArgs, model: &Model) -> Result<std::collections::HashMap<String, f64>> {
-    let (Some(data), Some(preset)) = (&args.data, args.preset.as_deref().filter(|p| *p != "erase-last")) else {
+    let (Some(data), Some(preset)) = (&args.data, args.preset.as_deref()) else {
         bail!("--keep by-negative-mass needs --data and a preprocessing --preset (for example --preset mnist)");
     };
     crate::analysis::richness::source::negative_mass_scores(model, &data.to_string_lossy(), preset, args.samples)
@@ -343,7 +376,7 @@ pub fn render_plan(plan: &Plan) -> String {
     s
 }
 
-fn render_record(r: &ConvertRecord) -> String {
+fn render_record(r: &ConvertBody) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{} → {}", r.source, r.output);
     let _ = writeln!(s, "policy: {}", r.policy);

@@ -33,13 +33,13 @@ pub fn run(args: DataArgs) -> Result<ExitCode> {
     match args.command {
         DataCommand::Fetch(a) => {
             let dir = a.dir.unwrap_or_else(|| PathBuf::from(".data").join(a.name.name()));
-            let outcome = fetch::fetch(a.name, &dir, &mut |m| eprintln!("{m}"))
+            let outcome = fetch::fetch(a.name, &dir, &mut |m| crate::status!("{m}"))
                 .with_context(|| format!("fetching {} into {}", a.name.name(), dir.display()))?;
             match outcome {
                 Outcome::AlreadyPresent => {
-                    println!("{}: already present and verified in {}", a.name.name(), dir.display())
+                    crate::outln!("{}: already present and verified in {}", a.name.name(), dir.display())
                 }
-                Outcome::Fetched => println!("{}: fetched and verified into {}", a.name.name(), dir.display()),
+                Outcome::Fetched => crate::outln!("{}: fetched and verified into {}", a.name.name(), dir.display()),
             }
             Ok(ExitCode::SUCCESS)
         }

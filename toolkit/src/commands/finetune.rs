@@ -9,9 +9,13 @@ use anyhow::{Context, Result};
 use converters::Model;
 use converters::autodiff::{BnMode, Optimizer};
 use regex::Regex;
+use reports::schema::train::{
+    AugmentSettings, EpochRecord, OptimizerSettings, RandomResizedCropSettings, ScheduleSettings, TrainBody,
+};
+use reports::schema::{FileRef, Record};
 
+use super::args::{DataArgs, OutputArgs, RuntimeArgs};
 use crate::data::{Format, Split};
-use crate::runtime::{Device, RuntimeConfig};
 use crate::train::Residency;
 use crate::train::augment::{Augment, ColorJitter, RandomResizedCrop};
 use crate::train::data::{DataSpec, SampleSet, load};
@@ -52,9 +56,8 @@ fn regex(s: &str) -> Result<Regex, String> {
 /// Arguments shared by `finetune` and `train`: data, optimisation, and where results go.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoopArgs {
-    /// Dataset path, or a name fetched by `ratio data fetch` (mnist, fashion-mnist, digits).
-    #[arg(long)]
-    pub data: String,
+    #[command(flatten)]
+    pub input: DataArgs,
     /// Dataset format (guessed from the path when absent).
     #[arg(long)]
     pub format: Option<Format>,
@@ -62,9 +65,6 @@ pub struct LoopArgs {
     /// fifth sample is held out for validation.
     #[arg(long, value_enum, default_value_t = Split::Train)]
     pub split: Split,
-    /// Preprocessing preset name (mnist, fashion-mnist, digits, cifar10, cifar100, …) or a JSON preset file.
-    #[arg(long)]
-    pub preset: String,
     #[arg(long, default_value_t = 1)]
     pub epochs: u64,
     #[arg(long, default_value_t = 64)]
@@ -143,12 +143,8 @@ pub struct LoopArgs {
     /// Stop after this many of the planned epochs (continue later with --resume).
     #[arg(long)]
     pub stop_after: Option<u64>,
-    /// cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
-    #[arg(long, default_value = "cpu")]
-    pub device: Device,
-    /// Intra-op threads (default: ONNX Runtime's choice; 1 makes CPU runs bit-reproducible).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     /// Output folder: model.onnx, best.onnx, last.ckpt, best.ckpt, metrics.jsonl.
     #[arg(long, short)]
     pub out: PathBuf,
@@ -158,11 +154,8 @@ pub struct LoopArgs {
     /// Also write the generated train-step graph here.
     #[arg(long)]
     pub emit_graph: Option<PathBuf>,
-    #[arg(long)]
-    pub no_progress: bool,
-    /// Print the full outcome (identity, per-epoch records) as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub record: OutputArgs,
 }
 
 impl LoopArgs {
@@ -216,22 +209,18 @@ impl LoopArgs {
         o.train_acc_every = self.train_acc_every;
         o.train_limit = self.train_limit;
         o.stop_after = self.stop_after;
-        o.runtime = RuntimeConfig {
-            device: self.device,
-            intra_threads: self.threads,
-            ..RuntimeConfig::default()
-        };
+        o.runtime = self.runtime.config();
         o.resume = self.resume.clone();
         o.emit_graph = self.emit_graph.clone();
-        o.progress = !self.no_progress;
+        o.progress = crate::printer::progress_enabled();
         o
     }
 
     pub fn load_data(&self) -> Result<(SampleSet, SampleSet)> {
-        let mut spec = DataSpec::new(&self.data, &self.preset)?;
+        let mut spec = DataSpec::new(&self.input.data, &self.input.preset)?;
         spec.format = self.format;
         spec.split = self.split;
-        load(&spec).with_context(|| format!("loading {} with preset {}", self.data, self.preset))
+        load(&spec).with_context(|| format!("loading {} with preset {}", self.input.data, self.input.preset))
     }
 }
 
@@ -251,8 +240,24 @@ pub fn run(args: FinetuneArgs) -> Result<ExitCode> {
         opts.export = Some(crate::calibrate::reinsert::fold_back_hook());
     }
     let (tr, te) = args.run.load_data()?;
-    let outcome = train(&model, &tr, &te, &opts)?;
-    report(&outcome, args.run.json)?;
+    let has_bn = model
+        .graph()
+        .node
+        .iter()
+        .any(|n| n.op_type.as_deref() == Some("BatchNormalization"));
+    let outcome = train(&model, &tr, &te, &opts).map_err(|e| {
+        // A BN-folded export loses its normalisation with the removed activations; that is the usual cause.
+        if !has_bn && e.to_string().contains("non-finite loss") {
+            e.context(format!(
+                "{} has no BatchNormalization (BN folded at export?): calibrate it first (`ratio calibrate`), \
+                 or train with `--bn reinsert`, or lower --lr",
+                args.model.display()
+            ))
+        } else {
+            e
+        }
+    })?;
+    report(&outcome, Some(&args.model), &args.run.record)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -263,29 +268,136 @@ fn reinsert_bn(model: &Model, run: &LoopArgs) -> Result<Model> {
     use crate::calibrate::samples::{CalibData, SampleSpec};
     reinsert::check_folded(model)?;
     let mut data = CalibData::open(&SampleSpec {
-        data: run.data.clone(),
-        preset: run.preset.clone(),
+        data: run.input.data.clone(),
+        preset: run.input.preset.clone(),
         samples: 512,
         eval_samples: Some(1),
         batch: 64,
     })?;
-    let cfg = RuntimeConfig {
-        device: run.device,
-        intra_threads: run.threads,
-        ..RuntimeConfig::default()
-    };
-    Ok(reinsert::reinsert(model, &mut data, &cfg)?.0)
+    Ok(reinsert::reinsert(model, &mut data, &run.runtime.config())?.0)
 }
 
-/// One line per result on stdout (or the full JSON), each number with where it came from.
-pub fn report(o: &TrainOutcome, json: bool) -> Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    if json {
-        serde_json::to_writer_pretty(&mut out, o)?;
-        writeln!(out)?;
-        return Ok(());
+/// The `ratio/train/v1` record of a finished run: the outcome typed by the record schema, the run's provenance,
+/// the model trained from (when a file) and the files written, by sha256.
+pub fn record(o: &TrainOutcome, source: Option<&std::path::Path>) -> Result<Record> {
+    let id = &o.identity;
+    let sch = &id.schedule;
+    let body = TrainBody {
+        model: id.model.clone(),
+        model_sha256: id.model_sha256.clone(),
+        data: id.data.clone(),
+        val_data: id.val_data.clone(),
+        seed: id.seed,
+        batch: id.batch,
+        optimizer: match id.optimizer {
+            Optimizer::Sgd {
+                momentum,
+                nesterov,
+                weight_decay,
+            } => OptimizerSettings::Sgd {
+                momentum,
+                nesterov,
+                weight_decay,
+            },
+            Optimizer::Adamw {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => OptimizerSettings::Adamw {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            },
+        },
+        schedule: ScheduleSettings {
+            kind: format!("{:?}", sch.kind).to_lowercase(),
+            base_lr: sch.base_lr,
+            warmup_steps: sch.warmup_steps,
+            total_steps: sch.total_steps,
+            steps_per_epoch: sch.steps_per_epoch,
+            step_every_epochs: sch.step_every_epochs,
+            gamma: sch.gamma,
+        },
+        bn: id.bn.clone(),
+        augment: AugmentSettings {
+            crop_pad: id.augment.crop_pad,
+            hflip: id.augment.hflip,
+            random_resized_crop: id.augment.random_resized_crop.map(|r| RandomResizedCropSettings {
+                size: r.size,
+                scale: r.scale,
+                ratio: r.ratio,
+            }),
+            brightness: id.augment.jitter.brightness,
+            contrast: id.augment.jitter.contrast,
+            saturation: id.augment.jitter.saturation,
+        },
+        residency: format!("{:?}", id.residency).to_lowercase(),
+        train_acc_every: id.train_acc_every,
+        adaptations: id.adaptations.clone(),
+        trainable_params: id.trainable_params,
+        threads: id.threads,
+        epochs: o
+            .epochs
+            .iter()
+            .map(|e| EpochRecord {
+                epoch: e.epoch,
+                steps: e.steps,
+                train_loss: e.train_loss,
+                train_acc: e.train_acc,
+                train_acc_samples: e.train_acc_samples,
+                val_acc: e.val_acc,
+                lr: e.lr,
+                seconds: e.seconds,
+                images_per_s: e.images_per_s,
+                data_wait_s: e.data_wait_s,
+                data_wait_fraction: e.data_wait_fraction,
+            })
+            .collect(),
+        initial_val_acc: o.initial_val_acc,
+        best_val_acc: o.best_val_acc,
+        final_val_acc: o.final_val_acc,
+        model_path: o.model_path.display().to_string(),
+        best_model_path: o.best_model_path.display().to_string(),
+        last_checkpoint: o.last_checkpoint.display().to_string(),
+        metrics_path: o.model_path.with_file_name("metrics.jsonl").display().to_string(),
+        seconds: o.seconds,
+    };
+    let provenance = id
+        .provenance
+        .clone()
+        .with_extra("seed", id.seed)
+        .with_extra("data_sha256", id.data.sha256.clone())
+        .with_extra("preset_fingerprint", id.data.preset_fingerprint.clone());
+    let mut rec = crate::commands::record(&body, provenance)?;
+    if let Some(src) = source {
+        rec.inputs.push(FileRef {
+            path: src.display().to_string(),
+            sha256: id.model_sha256.clone(),
+        });
     }
+    for p in [&o.model_path, &o.best_model_path] {
+        if p.is_file() {
+            rec.outputs.push(FileRef {
+                path: p.display().to_string(),
+                sha256: converters::ir::model::sha256_file(p)?,
+            });
+        }
+    }
+    Ok(rec)
+}
+
+/// One line per result on stdout (or the `ratio/train/v1` record), each number with where it came from.
+pub fn report(o: &TrainOutcome, source: Option<&std::path::Path>, json: &OutputArgs) -> Result<()> {
+    use std::io::Write;
+    if json.json.is_some() {
+        json.write(&record(o, source)?)?;
+        if json.to_stdout() {
+            return Ok(());
+        }
+    }
+    let mut out = std::io::stdout().lock();
     let id = &o.identity;
     writeln!(
         out,
@@ -300,10 +412,10 @@ pub fn report(o: &TrainOutcome, json: bool) -> Result<()> {
         id.seed,
         id.batch,
         id.trainable_params,
-        id.provenance.ort_version,
-        id.provenance.device,
+        id.provenance.ort_version.as_deref().unwrap_or("?"),
+        id.provenance.device_label(),
         id.threads.map_or("default".into(), |t| t.to_string()),
-        id.provenance.machine.cpu_model,
+        id.provenance.machine.describe(),
     )?;
     if let Some(a) = o.initial_val_acc {
         writeln!(out, "val acc before: {a:.4} ({})", id.val_data.split)?;

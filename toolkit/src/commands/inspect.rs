@@ -10,8 +10,9 @@ use converters::act::ActKind;
 use converters::ir::Model;
 use converters::ir::attr::NodeExt;
 use converters::shapes::{LayerCost, layer_costs};
-use converters::slots::{self, Slot};
-use serde::Serialize;
+use converters::slots;
+use reports::schema::FileRef;
+use reports::schema::inspect::{InspectBody, LayerCost as LayerCostInfo, ScopeRatios, SlotInfo};
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
@@ -20,34 +21,8 @@ pub struct InspectArgs {
     /// Activation kinds to treat as slots (comma-separated): relu, relu6, leakyrelu, prelu.
     #[arg(long, value_delimiter = ',', default_value = "relu")]
     pub act: Vec<String>,
-    /// Print JSON instead of tables.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct Report {
-    model: String,
-    sha256: String,
-    ir_version: i64,
-    opset: i64,
-    producer: String,
-    nodes: usize,
-    op_histogram: BTreeMap<String, usize>,
-    slots: Vec<Slot>,
-    ratios: Ratios,
-    params_total: u64,
-    macs_total: u64,
-    layers: Vec<LayerCost>,
-}
-
-/// conv:activation counts at each scope. Convs are counted by the slots they feed (a conv feeding no activation,
-/// such as a projection shortcut or the classifier, is counted at the global scope only).
-#[derive(Debug, Serialize)]
-struct Ratios {
-    global: (usize, usize),
-    per_block: Vec<(usize, usize)>,
-    per_stage: Vec<(usize, usize)>,
+    #[command(flatten)]
+    pub record: super::args::OutputArgs,
 }
 
 pub fn parse_acts(list: &[String]) -> Result<Vec<ActKind>> {
@@ -80,7 +55,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         per_stage[s.stage].0 += convs;
         per_stage[s.stage].1 += 1;
     }
-    let report = Report {
+    let report = InspectBody {
         model: args.model.display().to_string(),
         sha256: model.source_sha256.clone().unwrap_or_default(),
         ir_version: model.proto.ir_version.unwrap_or(0),
@@ -94,25 +69,55 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         .to_string(),
         nodes: g.node.len(),
         op_histogram,
-        ratios: Ratios {
+        ratios: ScopeRatios {
             global: (convs_total, st.slots.len()),
             per_block,
             per_stage,
         },
         params_total: layers.iter().map(|l| l.params).sum(),
         macs_total: layers.iter().map(|l| l.macs).sum(),
-        slots: st.slots,
-        layers,
+        slots: st.slots.iter().map(slot_info).collect(),
+        layers: layers.iter().map(layer_info).collect(),
     };
-    if args.json {
-        crate::commands::emit(&(serde_json::to_string_pretty(&report)? + "\n"))?;
-        return Ok(ExitCode::SUCCESS);
+    if args.record.json.is_some() {
+        let mut rec = crate::commands::record(&report, crate::provenance::no_runtime())?;
+        rec.inputs.push(FileRef {
+            path: report.model.clone(),
+            sha256: report.sha256.clone(),
+        });
+        args.record.write(&rec)?;
     }
-    crate::commands::emit(&render(&report))?;
+    if !args.record.to_stdout() {
+        crate::commands::emit(&render(&report))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn render(r: &Report) -> String {
+fn slot_info(s: &slots::Slot) -> SlotInfo {
+    SlotInfo {
+        name: s.name.clone(),
+        kind: s.kind.as_str().to_string(),
+        input: s.input.clone(),
+        output: s.output.clone(),
+        feeders: s.feeders.clone(),
+        depth: s.depth,
+        block: s.block,
+        stage: s.stage,
+        role: format!("{:?}", s.role).to_lowercase(),
+    }
+}
+
+fn layer_info(l: &LayerCost) -> LayerCostInfo {
+    LayerCostInfo {
+        name: l.name.clone(),
+        op: l.op.clone(),
+        params: l.params,
+        macs: l.macs,
+        output_shape: l.output_shape.clone(),
+    }
+}
+
+fn render(r: &InspectBody) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(s, "{}  (sha256 {}…)", r.model, &r.sha256[..12.min(r.sha256.len())]);
@@ -149,10 +154,10 @@ fn render(r: &Report) -> String {
             "{:>4}  {:<40} {:<9} {:>5} {:>5}  {:<5}  {}",
             slot.depth,
             slot.name,
-            slot.kind.as_str(),
+            slot.kind,
             slot.block,
             slot.stage,
-            format!("{:?}", slot.role).to_lowercase(),
+            slot.role,
             slot.feeders.join(", ")
         );
     }

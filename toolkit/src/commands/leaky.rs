@@ -1,7 +1,7 @@
 //! `ratio leaky`: decompose a LeakyRelu network's output into the binomial mixture of subnetworks with k gated
 //! layers (DESIGN.md §6), run as ONNX graphs in ONNX Runtime.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -10,12 +10,12 @@ use converters::ir::model::sha256_file;
 use reports::schema::richness::LeakyBody;
 use reports::schema::{FileRef, Record};
 
+use super::args::{DataArgs, OutputArgs, RuntimeArgs};
 use super::richness::record_provenance;
 use crate::analysis::leaky::{LeakyOptions, build_decomposition, decompose};
 use crate::analysis::richness::data_input;
 use crate::analysis::richness::source::open_source;
 use crate::data::Split;
-use crate::runtime::RuntimeConfig;
 
 #[derive(Debug, clap::Args)]
 pub struct LeakyArgs {
@@ -24,10 +24,8 @@ pub struct LeakyArgs {
     /// The LeakyRelu slope; must match the model's (read from the model when left out).
     #[arg(long)]
     pub alpha: Option<f32>,
-    #[arg(long)]
-    pub data: String,
-    #[arg(long)]
-    pub preset: String,
+    #[command(flatten)]
+    pub input: DataArgs,
     #[arg(long, value_enum, default_value_t = Split::Test)]
     pub split: Split,
     #[arg(long, default_value_t = 1000)]
@@ -42,11 +40,10 @@ pub struct LeakyArgs {
     pub subsets_per_k: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Write the JSON record here (`-` for stdout instead of the table).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub record: OutputArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 pub fn run(args: LeakyArgs) -> Result<ExitCode> {
@@ -56,8 +53,8 @@ pub fn run(args: LeakyArgs) -> Result<ExitCode> {
     let (input, _) = data_input(&model)?;
     let dims = model.input_dims(&input);
     let source = open_source(
-        &args.data,
-        &args.preset,
+        &args.input.data,
+        &args.input.preset,
         args.split,
         args.batch,
         args.samples,
@@ -65,10 +62,7 @@ pub fn run(args: LeakyArgs) -> Result<ExitCode> {
         &dims,
     )?;
     let data = source.data.clone();
-    let config = RuntimeConfig {
-        intra_threads: args.threads,
-        ..RuntimeConfig::cpu()
-    };
+    let config = args.runtime.config();
     let opts = LeakyOptions {
         samples: args.samples,
         max_exact: args.max_exact,
@@ -79,6 +73,7 @@ pub fn run(args: LeakyArgs) -> Result<ExitCode> {
     body.sha256 = sha.clone();
     body.data = Some(data.clone());
     let provenance = record_provenance(
+        args.runtime.device,
         &crate::runtime::ensure_ort()?,
         [
             ("seed", serde_json::json!(args.seed)),
@@ -86,23 +81,15 @@ pub fn run(args: LeakyArgs) -> Result<ExitCode> {
             ("preset_fingerprint", serde_json::json!(data.preset_fingerprint)),
         ],
     );
-    let mut record = Record::new(
-        &body,
-        std::env::args().collect(),
-        provenance,
-        reports::schema::now_rfc3339(),
-    )?;
+    let mut record = crate::commands::record(&body, provenance)?;
     record.inputs = vec![FileRef {
         path: args.model.display().to_string(),
         sha256: sha,
     }];
-    let to_stdout = args.json.as_deref() == Some(Path::new("-"));
-    if !to_stdout {
+    if !args.record.to_stdout() {
         print_table(&body, &record);
     }
-    if let Some(path) = &args.json {
-        super::write_json_record(path, &record)?;
-    }
+    args.record.write(&record)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -111,7 +98,7 @@ fn opt(v: Option<f64>) -> String {
 }
 
 fn print_table(b: &LeakyBody, record: &Record) {
-    println!(
+    crate::outln!(
         "{} (sha256 {}): {} LeakyRelu layers, alpha {}, {} over {} samples; leaky top-1 {}",
         b.model,
         &b.sha256[..b.sha256.len().min(12)],
@@ -125,12 +112,19 @@ fn print_table(b: &LeakyBody, record: &Record) {
         b.samples,
         opt(b.leaky_accuracy)
     );
-    println!(
+    crate::outln!(
         "{:>3} {:>8} {:>6} {:>10} {:>12} {:>9} {:>11} {:>12}",
-        "k", "subsets", "run", "weight", "mean |G_k|", "group acc", "partial acc", "partial err"
+        "k",
+        "subsets",
+        "run",
+        "weight",
+        "mean |G_k|",
+        "group acc",
+        "partial acc",
+        "partial err"
     );
     for g in &b.groups {
-        println!(
+        crate::outln!(
             "{:>3} {:>8} {:>6} {:>10.6} {:>12.5} {:>9} {:>11} {:>12.3e}",
             g.k,
             g.subsets,
@@ -142,13 +136,14 @@ fn print_table(b: &LeakyBody, record: &Record) {
             g.partial_rel_error
         );
     }
-    println!(
+    crate::outln!(
         "reconstruction: relative error {:.3e}, max abs error {:.3e}",
-        b.reconstruction_rel_error, b.max_abs_error
+        b.reconstruction_rel_error,
+        b.max_abs_error
     );
     let p = &record.provenance;
     if let Some(d) = &b.data {
-        println!(
+        crate::outln!(
             "data {} ({}, sha256 {}), preset {} [{}]; ORT {}, {}, {}",
             d.path,
             d.split.as_deref().unwrap_or("-"),
@@ -156,8 +151,8 @@ fn print_table(b: &LeakyBody, record: &Record) {
             d.preset,
             &d.preset_fingerprint[..d.preset_fingerprint.len().min(12)],
             p.ort_version.as_deref().unwrap_or("?"),
-            p.device.as_deref().unwrap_or("?"),
-            p.machine
+            p.device_label(),
+            p.machine.describe()
         );
     }
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand; each exposes `run(args) -> anyhow::Result<ExitCode>`.
 
+pub mod args;
 pub mod bench;
 pub mod calibrate;
 pub mod convert;
@@ -50,14 +51,20 @@ pub fn human(x: f64) -> String {
     }
 }
 
-/// Write command output to stdout; a closed pipe (`ratio inspect m.onnx | head`) surfaces as an error that
-/// `finish` turns into a clean exit instead of a panic.
-pub fn emit(text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
-    Ok(())
+pub use crate::printer::emit;
+
+/// The record of this command's `body`: its exact command line, `provenance`, and the time now (the caller adds
+/// the files it read and wrote).
+pub fn record<B: reports::schema::Body>(
+    body: &B,
+    provenance: reports::schema::Provenance,
+) -> anyhow::Result<reports::schema::Record> {
+    Ok(reports::schema::Record::new(
+        body,
+        std::env::args().collect(),
+        provenance,
+        reports::schema::now_rfc3339(),
+    )?)
 }
 
 /// `--json FILE|-`: write a record to stdout (`-`, broken-pipe safe) or atomically to FILE.
@@ -67,6 +74,6 @@ pub fn write_json_record(target: &std::path::Path, record: &reports::schema::Rec
         return emit(&(text + "\n"));
     }
     converters::ir::model::write_atomic(target, text.as_bytes())?;
-    eprintln!("wrote {}", target.display());
+    crate::status!("wrote {}", target.display());
     Ok(())
 }

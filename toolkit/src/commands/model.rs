@@ -11,10 +11,8 @@ use converters::ir::Model;
 use converters::ir::attr::NodeExt;
 use models::stats::{op_counts, param_count};
 use models::{ModelConfig, fold_bn_report, patterns};
-use serde::Serialize;
-use sha2::{Digest, Sha256};
-
-use crate::provenance::{Machine, utc_now_rfc3339};
+use reports::schema::model::{ModelBody, ModelConfig as ConfigRecord};
+use reports::schema::{FileRef, Record};
 
 /// Prefix that selects a pattern fixture instead of a registry model.
 const PATTERN: &str = "pattern:";
@@ -54,43 +52,15 @@ pub struct ModelArgs {
     /// Fold Conv→BatchNormalization pairs into the convolutions (deployment form).
     #[arg(long)]
     pub fold_bn: bool,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct Built {
-    model: String,
-    path: String,
-    sha256: String,
-    bytes: usize,
-    config: Option<ConfigRecord>,
-    folded_bn_pairs: usize,
-    params: usize,
-    nodes: usize,
-    op_histogram: std::collections::BTreeMap<String, usize>,
-    build_ms: f64,
-    tool_version: String,
-    machine: Machine,
-    timestamp: String,
-}
-
-#[derive(Debug, Serialize)]
-struct ConfigRecord {
-    in_channels: i64,
-    input_size: i64,
-    num_classes: i64,
-    width: f32,
-    seed: u64,
-    random_bn_stats: bool,
+    #[command(flatten)]
+    pub record: super::args::OutputArgs,
 }
 
 pub fn run(args: ModelArgs) -> Result<ExitCode> {
     if args.list {
-        println!("models: {}", models::names().join(", "));
+        crate::outln!("models: {}", models::names().join(", "));
         let fixtures: Vec<String> = patterns::all().iter().map(|(n, _)| format!("{PATTERN}{n}")).collect();
-        println!("fixtures: {}", fixtures.join(", "));
+        crate::outln!("fixtures: {}", fixtures.join(", "));
         return Ok(ExitCode::SUCCESS);
     }
     let (Some(name), Some(out)) = (args.name.as_deref(), args.output.as_ref()) else {
@@ -146,10 +116,10 @@ pub fn run(args: ModelArgs) -> Result<ExitCode> {
         .save(out, false)
         .with_context(|| format!("writing {}", out.display()))?;
     let g = model.graph();
-    let built = Built {
+    let built = ModelBody {
         model: name.to_string(),
         path: out.display().to_string(),
-        sha256: hex::encode(Sha256::digest(&bytes)),
+        sha256: converters::ir::model::sha256_hex(&bytes),
         bytes: bytes.len(),
         config,
         folded_bn_pairs: folded,
@@ -157,22 +127,24 @@ pub fn run(args: ModelArgs) -> Result<ExitCode> {
         nodes: g.node.len(),
         op_histogram: op_counts(&model.proto),
         build_ms,
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        machine: Machine::detect(),
-        timestamp: utc_now_rfc3339(),
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&built)?);
-    } else {
-        print_text(&built, g.node.iter().filter(|n| n.op() == "Relu").count());
+    let provenance = crate::provenance::no_runtime().with_extra("seed", args.seed);
+    let mut record = crate::commands::record(&built, provenance)?;
+    record.outputs.push(FileRef {
+        path: built.path.clone(),
+        sha256: built.sha256.clone(),
+    });
+    args.record.write(&record)?;
+    if !args.record.to_stdout() {
+        print_text(&built, &record, g.node.iter().filter(|n| n.op() == "Relu").count());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_text(b: &Built, relus: usize) {
-    println!("{} → {}  (sha256 {}, {} bytes)", b.model, b.path, b.sha256, b.bytes);
+fn print_text(b: &ModelBody, r: &Record, relus: usize) {
+    crate::outln!("{} → {}  (sha256 {}, {} bytes)", b.model, b.path, b.sha256, b.bytes);
     if let Some(c) = &b.config {
-        println!(
+        crate::outln!(
             "  input {}×{}×{}, {} classes, width {}, seed {}{}",
             c.in_channels,
             c.input_size,
@@ -188,7 +160,7 @@ fn print_text(b: &Built, relus: usize) {
         );
     }
     let count = |op: &str| b.op_histogram.get(op).copied().unwrap_or(0);
-    println!(
+    crate::outln!(
         "  {} parameters, {} nodes: {} Conv, {} BatchNormalization, {relus} Relu; {} BN pairs folded",
         b.params,
         b.nodes,
@@ -196,8 +168,11 @@ fn print_text(b: &Built, relus: usize) {
         count("BatchNormalization"),
         b.folded_bn_pairs
     );
-    println!(
-        "  built in {:.1} ms by ratio {} on {} ({} cores), {}",
-        b.build_ms, b.tool_version, b.machine.cpu_model, b.machine.cores, b.timestamp
+    crate::outln!(
+        "  built in {:.1} ms by ratio {} on {}, {}",
+        b.build_ms,
+        r.provenance.tool_version,
+        r.provenance.machine.describe(),
+        r.created
     );
 }

@@ -22,13 +22,13 @@ pub fn run(a: ReportArgs) -> Result<ExitCode> {
     }
     let out = render::write_report(&a.run_dir, a.alpha)?;
     for c in &out.conclusions {
-        println!("{c}");
+        crate::outln!("{c}");
     }
     for u in &out.untrusted {
-        eprintln!("warning: record not used: {u}");
+        crate::status!("warning: record not used: {u}");
     }
-    println!("report: {}", out.html.display());
-    println!("markdown: {}", out.markdown.display());
-    println!("summary: {}", out.summary.display());
+    crate::outln!("report: {}", out.html.display());
+    crate::outln!("markdown: {}", out.markdown.display());
+    crate::outln!("summary: {}", out.summary.display());
     Ok(ExitCode::SUCCESS)
 }

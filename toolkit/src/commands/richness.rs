@@ -10,10 +10,11 @@ use converters::ir::model::{sha256_file, write_atomic};
 use reports::schema::richness::{CkaMatrix, ModelRichness, RichnessBody};
 use reports::schema::{FileRef, Record};
 
+use super::args::{DataArgs, OutputArgs, RuntimeArgs};
 use crate::analysis::richness::source::open_source;
 use crate::analysis::richness::{LayerSelect, ModelCapture, RichnessOptions, analyze, data_input};
 use crate::data::Split;
-use crate::runtime::{Device, RuntimeConfig};
+use crate::runtime::Device;
 
 #[derive(Debug, clap::Args)]
 pub struct RichnessArgs {
@@ -21,12 +22,8 @@ pub struct RichnessArgs {
     /// model's layers with each other.
     #[arg(required = true)]
     pub models: Vec<PathBuf>,
-    /// Data set (path or fetched name).
-    #[arg(long)]
-    pub data: String,
-    /// Preprocessing preset (built-in name or JSON file).
-    #[arg(long)]
-    pub preset: String,
+    #[command(flatten)]
+    pub input: DataArgs,
     #[arg(long, value_enum, default_value_t = Split::Test)]
     pub split: Split,
     /// `auto` (every activation slot and block output), a comma-separated list of node/output names, or
@@ -52,23 +49,18 @@ pub struct RichnessArgs {
     /// Ridge penalty of the probe (on standardised features).
     #[arg(long, default_value_t = 1e-3)]
     pub ridge: f64,
-    /// Write the JSON record here (`-` for stdout instead of the table).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub record: OutputArgs,
     /// Write one SVG and one PNG per figure into this folder.
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
-    /// ONNX Runtime intra-op threads.
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 pub fn run(args: RichnessArgs) -> Result<ExitCode> {
     let select = LayerSelect::parse(&args.layers).map_err(anyhow::Error::msg)?;
-    let config = RuntimeConfig {
-        intra_threads: args.threads,
-        ..RuntimeConfig::cpu()
-    };
+    let config = args.runtime.config();
     let mut models = Vec::new();
     let mut inputs = Vec::new();
     let mut first_input: Option<(String, Vec<Option<i64>>)> = None;
@@ -88,8 +80,8 @@ pub fn run(args: RichnessArgs) -> Result<ExitCode> {
     }
     let (input_name, dims) = first_input.context("no model given")?;
     let source = open_source(
-        &args.data,
-        &args.preset,
+        &args.input.data,
+        &args.input.preset,
         args.split,
         args.batch,
         args.samples,
@@ -123,52 +115,39 @@ pub fn run(args: RichnessArgs) -> Result<ExitCode> {
         .map(|m| m.runner().ort_version().to_string())
         .unwrap_or_default();
     let provenance = record_provenance(
+        args.runtime.device,
         &ort_version,
         [
             ("seed", serde_json::json!(args.seed)),
             ("data_sha256", serde_json::json!(data.sha256)),
             ("preset_fingerprint", serde_json::json!(data.preset_fingerprint)),
-            ("threads", serde_json::json!(args.threads)),
+            ("threads", serde_json::json!(args.runtime.threads)),
         ],
     );
     let mut outputs = Vec::new();
     if let Some(dir) = &args.plots {
         outputs.extend(write_plots(dir, &body)?);
     }
-    let mut record = Record::new(
-        &body,
-        std::env::args().collect(),
-        provenance,
-        reports::schema::now_rfc3339(),
-    )?;
+    let mut record = crate::commands::record(&body, provenance)?;
     record.inputs = inputs;
     record.outputs = outputs;
-    let to_stdout = args.json.as_deref() == Some(Path::new("-"));
-    if !to_stdout {
+    if !args.record.to_stdout() {
         print_table(&body, &record);
     }
-    if let Some(path) = &args.json {
-        super::write_json_record(path, &record)?;
-    }
+    args.record.write(&record)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// The record's provenance: tool and ORT versions, machine, device, plus `extra` pins.
 pub(crate) fn record_provenance<const N: usize>(
+    device: Device,
     ort_version: &str,
     extra: [(&str, serde_json::Value); N],
 ) -> reports::schema::Provenance {
-    let p = crate::provenance::Provenance::with_ort_version(Device::Cpu, ort_version.to_string());
-    reports::schema::Provenance {
-        tool_version: p.tool_version,
-        ort_version: Some(p.ort_version),
-        machine: format!(
-            "{} ({}, {} cpus, {})",
-            p.machine.hostname, p.machine.cpu_model, p.machine.cores, p.machine.os
-        ),
-        device: Some(format!("{} ({})", p.device, p.execution_provider)),
-        extra: extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-    }
+    use crate::provenance::Collect;
+    let mut p = crate::provenance::Provenance::with_ort_version(device, ort_version.to_string());
+    p.extra.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
+    p
 }
 
 fn write_plots(dir: &Path, body: &RichnessBody) -> Result<Vec<FileRef>> {
@@ -182,10 +161,7 @@ fn write_plots(dir: &Path, body: &RichnessBody) -> Result<Vec<FileRef>> {
             write_atomic(&path, &bytes)?;
             written.push(FileRef {
                 path: path.display().to_string(),
-                sha256: {
-                    use sha2::Digest;
-                    hex::encode(sha2::Sha256::digest(&bytes))
-                },
+                sha256: { converters::ir::model::sha256_hex(&bytes) },
             });
         }
     }
@@ -198,7 +174,7 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 
 fn print_table(body: &RichnessBody, record: &Record) {
     for m in &body.models {
-        println!(
+        crate::outln!(
             "{}  sha256 {}  input {}  top-1 {}  ({} samples; ORT {:.2} s, statistics {:.2} s)",
             m.name,
             &m.sha256[..m.sha256.len().min(12)],
@@ -214,7 +190,7 @@ fn print_table(body: &RichnessBody, record: &Record) {
         print_cka(c);
     }
     let p = &record.provenance;
-    println!(
+    crate::outln!(
         "data {} ({}, sha256 {}), preset {} [{}], seed {}; ORT {}, {}, {}",
         body.data.path,
         body.data.split.as_deref().unwrap_or("-"),
@@ -223,13 +199,13 @@ fn print_table(body: &RichnessBody, record: &Record) {
         &body.data.preset_fingerprint[..body.data.preset_fingerprint.len().min(12)],
         body.seed,
         p.ort_version.as_deref().unwrap_or("?"),
-        p.device.as_deref().unwrap_or("?"),
-        p.machine
+        p.device_label(),
+        p.machine.describe()
     );
 }
 
 fn print_layers(m: &ModelRichness) {
-    println!(
+    crate::outln!(
         "{:>3} {:<40} {:<9} {:>5} {:>6} {:>6} {:>6} {:>8} {:>6} {:>6} {:>7} {:>7} {:>7} {:>6}",
         "#",
         "layer",
@@ -248,7 +224,7 @@ fn print_layers(m: &ModelRichness) {
     );
     for l in &m.layers {
         let name = tail(&l.name, 40);
-        println!(
+        crate::outln!(
             "{:>3} {:<40} {:<9} {:>5} {:>6} {:>6} {:>6} {:>8} {:>6} {:>6} {:>7} {:>7} {:>7} {:>6}",
             l.depth,
             name,
@@ -271,11 +247,11 @@ fn print_layers(m: &ModelRichness) {
 /// Two models: matched layers (same name, else same depth) with each layer's best match. One model: its
 /// layer-by-layer matrix.
 fn print_cka(c: &CkaMatrix) {
-    println!("CKA (debiased, {} samples): {} vs {}", c.samples, c.left, c.right);
+    crate::outln!("CKA (debiased, {} samples): {} vs {}", c.samples, c.left, c.right);
     if c.left == c.right {
         for (i, l) in c.left_layers.iter().enumerate() {
             let row: Vec<String> = c.values[i].iter().map(|v| format!("{:>6}", opt(*v, 3))).collect();
-            println!("  {:>3} {:<40} {}", i, tail(l, 40), row.join(" "));
+            crate::outln!("  {:>3} {:<40} {}", i, tail(l, 40), row.join(" "));
         }
         return;
     }
@@ -289,7 +265,7 @@ fn print_cka(c: &CkaMatrix) {
             let best = (0..c.right_layers.len())
                 .filter_map(|k| c.values[i][k].map(|v| (k, v)))
                 .max_by(|a, b| a.1.total_cmp(&b.1));
-            println!(
+            crate::outln!(
                 "  {:<40} ~ {:<40} {}   best match: {}",
                 tail(l, 40),
                 tail(&c.right_layers[j], 40),

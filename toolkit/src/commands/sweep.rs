@@ -1,15 +1,12 @@
 //! `ratio sweep`: the whole experiment in one command (see `toolkit::sweep`).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use converters::ir::model::write_atomic;
-use reports::schema::Record;
-use reports::schema::sweep::SweepManifest;
 
-use crate::sweep::spec::{Mode, ModelSource, Ratio, Shard, SweepSpec};
+use crate::sweep::spec::{self, Mode, ModelSource, Ratio, Shard, SweepSpec};
 use crate::sweep::{exec, plan, provenance, render, slurm, store};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -45,7 +42,8 @@ pub struct SweepArgs {
     /// Learning rate of training and fine-tuning (SGD with momentum unless --step-args train=... says otherwise).
     #[arg(long, default_value_t = 0.05)]
     pub lr: f64,
-    /// Steps per variant, comma-separated, from convert,train,inspect,eval,bench,richness.
+    /// Steps per variant, comma-separated, from convert,calibrate,train,inspect,eval,bench,richness (calibrate
+    /// refits each converted model to the source's activations before fine-tuning; it is not a default step).
     #[arg(long, default_value = "convert,train,inspect,eval,bench,richness")]
     pub steps: String,
     /// Extra arguments for one step's command line, e.g. `--step-args "train=--limit 2000"` (repeatable).
@@ -74,37 +72,9 @@ pub struct SweepArgs {
     pub no_report: bool,
 }
 
-fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-/// Resolve the flags into a validated spec (no side effects).
+/// Resolve the flags into a validated spec (no side effects besides resolving paths).
 pub fn spec_from_args(a: &SweepArgs) -> Result<SweepSpec> {
-    let ratios = split_list(&a.ratios)
-        .iter()
-        .map(|r| Ratio::parse(r))
-        .collect::<Result<Vec<_>>>()?;
-    let mut step_args: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for sa in &a.step_args {
-        let (step, args) = sa
-            .split_once('=')
-            .with_context(|| format!("--step-args {sa:?} is not STEP=ARGS"))?;
-        if !plan::ARG_STEPS.contains(&step) {
-            bail!(
-                "--step-args {sa:?}: unknown step {step:?} (steps: {})",
-                plan::ARG_STEPS.join(", ")
-            );
-        }
-        step_args
-            .entry(step.to_string())
-            .or_default()
-            .extend(args.split_whitespace().map(str::to_string));
-    }
-    let (data, preset) = resolve_data(&a.data, a.preset.as_deref())?;
+    let (data, preset) = spec::resolve_data(&a.data, a.preset.as_deref())?;
     let spec = SweepSpec {
         model: ModelSource::parse(&a.model)?,
         data,
@@ -114,13 +84,16 @@ pub fn spec_from_args(a: &SweepArgs) -> Result<SweepSpec> {
         } else {
             Mode::Finetune
         },
-        ratios,
-        policies: split_list(&a.policies),
+        ratios: spec::split_list(&a.ratios)
+            .iter()
+            .map(|r| r.parse::<Ratio>())
+            .collect::<Result<Vec<_>, _>>()?,
+        policies: spec::split_list(&a.policies),
         seeds: a.seeds,
         epochs: a.epochs,
         lr: a.lr,
-        steps: split_list(&a.steps),
-        step_args,
+        steps: spec::split_list(&a.steps),
+        step_args: spec::parse_step_args(&a.step_args)?,
     };
     spec.validate()?;
     if !(a.alpha > 0.0 && a.alpha < 1.0) {
@@ -129,116 +102,20 @@ pub fn spec_from_args(a: &SweepArgs) -> Result<SweepSpec> {
     Ok(spec)
 }
 
-/// The data set as every step will see it: an existing path or a name fetched into `.data/<name>` becomes an
-/// absolute path (children and Slurm tasks may run elsewhere); any other name is passed on for the step to
-/// resolve. The preset defaults to the data set's name.
-fn resolve_data(data: &str, preset: Option<&str>) -> Result<(String, String)> {
-    let fetched = std::path::Path::new(".data").join(data);
-    let path = [std::path::PathBuf::from(data), fetched]
-        .into_iter()
-        .find(|p| p.exists());
-    let resolved = match &path {
-        Some(p) => std::path::absolute(p)
-            .with_context(|| format!("resolving {}", p.display()))?
-            .to_string_lossy()
-            .into_owned(),
-        None => data.to_string(),
-    };
-    let preset = match preset {
-        Some(p) => p.to_string(),
-        None if std::path::Path::new(data).components().count() == 1 && !data.contains('.') => data.to_string(),
-        None => {
-            bail!("--data {data:?} is a path: name its preprocessing with --preset (mnist, fashion-mnist, digits, …)")
-        }
-    };
-    Ok((resolved, preset))
-}
-
-/// Canonical `sweep` arguments for a spec, as shard tasks rerun it (absolute paths, no scheduling flags).
-pub fn args_from_spec(spec: &SweepSpec, run_dir: &std::path::Path, alpha: f64) -> Vec<String> {
-    let model = match &spec.model {
-        ModelSource::Builtin(n) => n.clone(),
-        ModelSource::File(p) => p.to_string_lossy().into_owned(),
-    };
-    let list = |v: Vec<String>| v.join(",");
-    let mut a = vec![
-        "sweep".into(),
-        "--model".into(),
-        model,
-        "--data".into(),
-        spec.data.clone(),
-        "--preset".into(),
-        spec.preset.clone(),
-        "--ratios".into(),
-        list(spec.ratios.iter().map(ToString::to_string).collect()),
-        "--policies".into(),
-        list(spec.policies.clone()),
-        "--seeds".into(),
-        spec.seeds.to_string(),
-        if spec.mode == Mode::FromScratch {
-            "--from-scratch"
-        } else {
-            "--finetune"
-        }
-        .into(),
-        "--epochs".into(),
-        spec.epochs.to_string(),
-        "--lr".into(),
-        spec.lr.to_string(),
-        "--steps".into(),
-        list(spec.steps.clone()),
-    ];
-    for (step, args) in &spec.step_args {
-        a.push(format!("--step-args={step}={}", args.join(" ")));
-    }
-    a.extend([
-        "--alpha".into(),
-        alpha.to_string(),
-        "--run-dir".into(),
-        run_dir.to_string_lossy().into_owned(),
-    ]);
-    a
-}
-
-pub fn manifest_record(spec: &SweepSpec, run_dir: &std::path::Path) -> Result<Record> {
-    let m = SweepManifest {
-        sweep_hash: spec.hash(),
-        model: spec.model.label(),
-        data: spec.data.clone(),
-        mode: spec.mode.as_str().into(),
-        ratios: spec.ratios.iter().map(ToString::to_string).collect(),
-        policies: spec.policies.clone(),
-        seeds: spec.seeds,
-        settings: serde_json::to_value(spec)?,
-        steps: spec.steps.clone(),
-        variants: spec.variants(),
-    };
-    let mut rec = Record::new(
-        &m,
-        std::env::args().collect(),
-        provenance::current(),
-        reports::schema::now_rfc3339(),
-    )?;
-    if let ModelSource::File(p) = &spec.model {
-        rec.inputs.push(store::file_ref(run_dir, p)?);
-    }
-    Ok(rec)
-}
-
 pub fn run(a: SweepArgs) -> Result<ExitCode> {
     let spec = spec_from_args(&a)?;
     let shard = a.shard.as_deref().map(Shard::parse).transpose()?;
     let run_dir = std::path::absolute(&a.run_dir).with_context(|| format!("resolving {}", a.run_dir.display()))?;
     let plans = plan::plan(&spec, &run_dir)?;
     plan::check_against_cli(&plans)?;
-    let manifest = manifest_record(&spec, &run_dir)?;
+    let manifest = store::manifest_record(&spec, &run_dir)?;
     store::open_run_dir(&run_dir, &manifest)?;
     let program = std::env::current_exe().context("locating the ratio executable")?;
     let variants = spec.variants();
 
     if a.emit.is_some() {
         let tasks = a.tasks.unwrap_or(variants.len()).clamp(1, variants.len());
-        let args = args_from_spec(&spec, &run_dir, a.alpha);
+        let args = spec.to_args(&run_dir, a.alpha);
         let script = slurm::script(&slurm::SlurmJob {
             program: &program,
             sweep_args: &[args, vec!["--no-report".into()]].concat(),
@@ -252,8 +129,8 @@ pub fn run(a: SweepArgs) -> Result<ExitCode> {
             .with_context(|| format!("creating {}/slurm", run_dir.display()))?;
         let path = run_dir.join("sweep.sbatch");
         write_atomic(&path, script.as_bytes())?;
-        println!("{}", path.display());
-        eprintln!(
+        crate::outln!("{}", path.display());
+        crate::status!(
             "wrote {} ({} array tasks over {} variants); submit with `sbatch {}`, then merge with `{} report {}`",
             path.display(),
             tasks,
@@ -272,7 +149,7 @@ pub fn run(a: SweepArgs) -> Result<ExitCode> {
         (None, Some(_)) => false,
         (Some(v), Some(s)) => index.get(v.id.as_str()).is_some_and(|&i| s.owns(i)),
     };
-    eprintln!(
+    crate::status!(
         "sweep {} → {} ({} variants{})",
         &spec.hash()[..12],
         run_dir.display(),
@@ -282,9 +159,9 @@ pub fn run(a: SweepArgs) -> Result<ExitCode> {
             .unwrap_or_default()
     );
     let outcome = exec::run_plans(&program, &run_dir, &plans, &owned, &provenance::current(), &mut |l| {
-        eprintln!("  {l}")
+        crate::status!("  {l}")
     })?;
-    eprintln!(
+    crate::status!(
         "steps: {} ran, {} reused, {} failed, {} blocked, {} untrusted records redone",
         outcome.ran_ok.len(),
         outcome.reused.len(),
@@ -295,11 +172,11 @@ pub fn run(a: SweepArgs) -> Result<ExitCode> {
     if shard.is_none() && !a.no_report {
         let out = render::write_report(&run_dir, a.alpha)?;
         for c in &out.conclusions {
-            println!("{c}");
+            crate::outln!("{c}");
         }
-        println!("report: {}", out.html.display());
+        crate::outln!("report: {}", out.html.display());
     } else if shard.is_some() {
-        eprintln!(
+        crate::status!(
             "shard done; after every shard has finished run `ratio report {}`",
             run_dir.display()
         );

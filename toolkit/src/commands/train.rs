@@ -45,7 +45,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let mut model = Model::new(proto);
     model.path = Some(format!("{}(width={}, init_seed={})", args.model, args.width, args.init_seed).into());
     let outcome = train(&model, &tr, &te, &args.run.options())?;
-    report(&outcome, args.run.json)?;
+    report(&outcome, None, &args.run.record)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -98,6 +98,6 @@ pub fn run_bench(args: BenchTrainArgs) -> Result<ExitCode> {
         ..Default::default()
     };
     let r = crate::train::bench::bench_train_step(&model, args.batch, args.iters, &rt, dw, args.emit_graph.as_deref())?;
-    println!("{}", serde_json::to_string_pretty(&r)?);
+    crate::outln!("{}", serde_json::to_string_pretty(&r)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,5 @@
 //! What a number was measured on: the data's path, format, split, count and a content hash.
 
-use std::io::Read;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -24,17 +23,7 @@ pub struct DataIdentity {
 
 /// sha256 of one file, streamed so large files do not sit in memory twice.
 pub fn sha256_file(path: &Path) -> Result<String, DataError> {
-    let mut f = std::fs::File::open(path).map_err(DataError::io(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(DataError::io(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    converters::ir::model::sha256_stream(path).map_err(DataError::io(path))
 }
 
 /// One hash for several files: sha256 over "name sha256\n" lines in the given order.
@@ -53,6 +42,4 @@ pub fn sha256_files(paths: &[&Path]) -> Result<String, DataError> {
     Ok(hex::encode(h.finalize()))
 }
 
-pub fn sha256_bytes(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use converters::ir::model::sha256_hex as sha256_bytes;

@@ -15,6 +15,7 @@ mod env;
 mod error;
 mod outputs;
 mod profile;
+mod random;
 mod runner;
 mod spec;
 
@@ -26,5 +27,6 @@ pub use env::{
 pub use error::{Result, RuntimeError};
 pub use outputs::Outputs;
 pub use profile::{NodeTime, OpTime, ProfileSummary, ProviderTime, summarize_events, summarize_profile};
+pub use random::{RANDOM_INPUTS, RandomInputs, random_inputs, random_inputs_filled};
 pub use runner::{Prepared, RawF32, Runner};
 pub use spec::{ElemType, Feed, TensorSpec, check_feeds, check_feeds_except, fmt_dims};

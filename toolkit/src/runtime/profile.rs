@@ -6,53 +6,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use serde::Serialize;
-
 use super::error::{Result, RuntimeError};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OpTime {
-    pub op_type: String,
-    /// Kernel calls over all runs.
-    pub calls: usize,
-    pub total_us: f64,
-    /// Share of all kernel time.
-    pub fraction: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NodeTime {
-    pub node: String,
-    pub op_type: String,
-    pub provider: String,
-    pub calls: usize,
-    pub total_us: f64,
-    pub mean_us: f64,
-    pub fraction: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProfileSummary {
-    /// `model_run` events in the trace.
-    pub runs: usize,
-    /// Sum of `model_run` durations, µs.
-    pub run_total_us: f64,
-    /// Sum of kernel durations, µs (the rest of run time is scheduling, copies and allocation).
-    pub kernel_total_us: f64,
-    pub by_op: Vec<OpTime>,
-    /// Share of kernel time per execution provider: on a GPU run, anything on `CPUExecutionProvider` is a node
-    /// the GPU provider could not take.
-    pub by_provider: Vec<ProviderTime>,
-    pub top_nodes: Vec<NodeTime>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProviderTime {
-    pub provider: String,
-    pub nodes: usize,
-    pub total_us: f64,
-    pub fraction: f64,
-}
+/// The summary types are the bench record's own, so a profile goes into a record without a copy.
+pub use reports::schema::bench::{NodeTime, OpTime, ProfileSummary, ProviderTime};
 
 /// Read the trace at `path` and keep the `top` slowest nodes; op types are all listed, slowest first. The first
 /// `skip_runs` runs are left out (warm-up: first runs pay for allocation and kernel selection).

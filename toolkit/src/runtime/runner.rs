@@ -81,19 +81,13 @@ impl Runner {
             reason,
         };
         let bytes = model.to_inline_bytes().map_err(|e| load_err(e.to_string()))?;
-        let sha = {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(&bytes))
-        };
+        let sha = { converters::ir::model::sha256_hex(&bytes) };
         Self::from_bytes_named(&bytes, &name, Some(sha), config)
     }
 
     /// Load serialized ONNX bytes; `name` is used in messages.
     pub fn from_bytes(bytes: &[u8], name: &str, config: &RuntimeConfig) -> Result<Self> {
-        let sha = {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(bytes))
-        };
+        let sha = { converters::ir::model::sha256_hex(bytes) };
         Self::from_bytes_named(bytes, name, Some(sha), config)
     }
 

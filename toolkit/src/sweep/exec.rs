@@ -142,7 +142,7 @@ pub fn run_one(program: &Path, run_dir: &Path, p: &StepPlan, provenance: &Proven
         }),
     };
     let duration_s = start.elapsed().as_secs_f64();
-    let output = parse_output(&stdout);
+    let (output, stdout_tail) = parse_output(&stdout);
     let mut status = if exit_code == Some(0) {
         StepStatus::Ok
     } else {
@@ -169,13 +169,11 @@ pub fn run_one(program: &Path, run_dir: &Path, p: &StepPlan, provenance: &Proven
     }
     let mut prov = provenance.clone();
     // The child's own record knows which ORT it actually loaded and on which device.
-    if let Some(child) = output.get("provenance") {
-        if let Some(v) = child.get("ort_version").and_then(|v| v.as_str()) {
-            prov.ort_version = Some(v.to_string());
-        }
-        if let Some(d) = child.get("device").and_then(|v| v.as_str()) {
-            prov.device = Some(d.to_string());
-        }
+    if let Some(child) = &output {
+        let c = &child.provenance;
+        prov.ort_version = c.ort_version.clone().or(prov.ort_version);
+        prov.device = c.device.clone().or(prov.device);
+        prov.execution_provider = c.execution_provider.clone().or(prov.execution_provider);
     }
     let body = SweepStep {
         key: p.key.clone(),
@@ -187,6 +185,7 @@ pub fn run_one(program: &Path, run_dir: &Path, p: &StepPlan, provenance: &Proven
         duration_s,
         stderr_tail,
         output,
+        stdout_tail,
     };
     let command = std::iter::once(program.to_string_lossy().into_owned())
         .chain(p.args.iter().cloned())
@@ -198,21 +197,14 @@ pub fn run_one(program: &Path, run_dir: &Path, p: &StepPlan, provenance: &Proven
     Ok(rec)
 }
 
-/// The step's JSON: whole stdout if it parses, else its last line that does, else the text itself.
-fn parse_output(stdout: &str) -> serde_json::Value {
+/// The step's record (its whole stdout, as every `--json` command prints one), or the last lines of what it
+/// printed instead.
+fn parse_output(stdout: &str) -> (Option<Record>, String) {
     let t = stdout.trim();
-    if t.is_empty() {
-        return serde_json::Value::Null;
+    match Record::from_json(t) {
+        Ok(r) => (Some(r), String::new()),
+        Err(_) => (None, tail(t, 50)),
     }
-    if let Ok(v) = serde_json::from_str(t) {
-        return v;
-    }
-    for line in t.lines().rev() {
-        if let Ok(v @ serde_json::Value::Object(_)) = serde_json::from_str(line.trim()) {
-            return v;
-        }
-    }
-    serde_json::json!({ "stdout": tail(t, 50) })
 }
 
 fn tail(s: &str, n: usize) -> String {
@@ -270,7 +262,7 @@ impl StepLock {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
         }
-        let me = format!("{} {}", super::provenance::hostname(), std::process::id());
+        let me = format!("{} {}", crate::provenance::hostname(), std::process::id());
         let start = Instant::now();
         let mut said = false;
         loop {
@@ -315,7 +307,7 @@ fn holder_is_dead(holder: &str, path: &Path) -> bool {
             .and_then(|t| t.elapsed().ok());
         return age.is_some_and(|a| a > Duration::from_secs(30));
     };
-    host == super::provenance::hostname() && !Path::new(&format!("/proc/{pid}")).exists()
+    host == crate::provenance::hostname() && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 impl Drop for StepLock {

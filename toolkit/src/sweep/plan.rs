@@ -10,12 +10,25 @@ use reports::schema::sweep::Variant;
 
 use super::spec::{Mode, ModelSource, SweepSpec};
 
-/// Steps a variant can run, in pipeline order.
-pub const STEPS: &[&str] = &["convert", "train", "inspect", "eval", "bench", "richness"];
+/// Steps a variant can run, in pipeline order. `calibrate` is opt-in (`--steps convert,calibrate,train,…`): it
+/// refits the converted model to the source's activations before fine-tuning.
+pub const STEPS: &[&str] = &["convert", "calibrate", "train", "inspect", "eval", "bench", "richness"];
 
 /// Steps whose command line `--step-args` may extend: the per-variant steps plus `model` (`ratio model`, which
 /// builds the random initialisation of a built-in architecture).
-pub const ARG_STEPS: &[&str] = &["model", "convert", "train", "inspect", "eval", "bench", "richness"];
+pub const ARG_STEPS: &[&str] = &[
+    "model",
+    "convert",
+    "calibrate",
+    "train",
+    "inspect",
+    "eval",
+    "bench",
+    "richness",
+];
+
+/// Calibration samples the sweep asks for (override with `--step-args "calibrate=--samples N"`).
+pub const CALIBRATE_SAMPLES: usize = 2000;
 
 /// One child process to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,8 +117,14 @@ fn train_args(spec: &SweepSpec, input: &Path, seed: u64, out_dir: &Path) -> Vec<
         "--seed".into(),
         seed.to_string(),
     ]);
-    a.extend(["-o".into(), s(out_dir), "--json".into(), "--no-progress".into()]);
-    with_extra(a, spec.step_args.get("train"))
+    a.extend([
+        "-o".into(),
+        s(out_dir),
+        "--json".into(),
+        "-".into(),
+        "--no-progress".into(),
+    ]);
+    a
 }
 
 /// Append `--step-args`; a flag the plan already sets is replaced (with its value), so users can override any
@@ -129,6 +148,13 @@ pub fn with_extra(mut args: Vec<String>, extra: Option<&Vec<String>>) -> Vec<Str
     args
 }
 
+/// A model file and the step that makes it (`None`: it exists before the sweep).
+type Made = (PathBuf, Option<String>);
+
+fn deps_of(m: &Made) -> Vec<String> {
+    m.1.iter().cloned().collect()
+}
+
 /// Plan for the whole grid, in execution order (shared steps first). `run_dir` should be absolute so the
 /// recorded command lines work from any directory (Slurm tasks).
 pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
@@ -137,167 +163,289 @@ pub fn plan(spec: &SweepSpec, run_dir: &Path) -> Result<Vec<StepPlan>> {
             bail!("step {st:?} is not one of {}", STEPS.join(", "));
         }
     }
-    let wants = |name: &str| spec.steps.iter().any(|s| s == name);
+    if spec.steps.iter().any(|s| s == "calibrate") && !spec.steps.iter().any(|s| s == "convert") {
+        bail!("step \"calibrate\" refits a converted model: --steps needs convert too");
+    }
     let mut out = Vec::new();
+    let base = base_steps(spec, run_dir, &mut out);
+    for v in spec.variants() {
+        out.extend(VariantPlan::new(spec, run_dir, &v, base.as_ref()).steps());
+    }
+    Ok(out)
+}
+
+/// The 1:1 starting point every fine-tuned variant is converted from, and the shared steps that make it: the
+/// given file, or a built-in architecture initialised (and trained when `train` is a step). `None` from scratch.
+fn base_steps(spec: &SweepSpec, run_dir: &Path, out: &mut Vec<StepPlan>) -> Option<Made> {
     let shared =
-        |key: &str, step: &str, args: Vec<String>, inputs: Vec<PathBuf>, output: PathBuf, deps: Vec<String>| StepPlan {
+        |key: &str, step: &str, args: Vec<String>, inputs: Vec<PathBuf>, outputs: Vec<PathBuf>, deps| StepPlan {
             key: key.into(),
             step: step.into(),
             variant: None,
             args,
             inputs,
             record: base_dir(run_dir).join(format!("{step}.json")),
-            outputs: vec![output],
+            outputs,
             deps,
         };
-
-    // The 1:1 starting point every fine-tuned variant is converted from: (file, step that makes it).
-    let base: Option<(PathBuf, Option<String>)> = match (&spec.model, spec.mode) {
-        (ModelSource::File(p), _) => Some((p.clone(), None)),
-        (ModelSource::Builtin(name), Mode::Finetune) => {
-            let dir = base_dir(run_dir);
-            let init = dir.join("init.onnx");
-            out.push(shared(
-                "base/model",
-                "model",
-                model_args(spec, name, 0, &init),
-                vec![],
-                init.clone(),
-                vec![],
-            ));
-            if wants("train") {
-                let model = dir.join("train").join("model.onnx");
-                let args = train_args(spec, &init, 0, &dir.join("train"));
-                out.push(shared(
-                    "base/train",
-                    "train",
-                    args,
-                    vec![init.clone()],
-                    model.clone(),
-                    vec!["base/model".into()],
-                ));
-                Some((model, Some("base/train".into())))
-            } else {
-                Some((init, Some("base/model".into())))
-            }
-        }
-        (ModelSource::Builtin(_), Mode::FromScratch) => None,
+    let name = match (&spec.model, spec.mode) {
+        (ModelSource::File(p), _) => return Some((p.clone(), None)),
+        (ModelSource::Builtin(_), Mode::FromScratch) => return None,
+        (ModelSource::Builtin(name), Mode::Finetune) => name,
     };
+    let dir = base_dir(run_dir);
+    let init = dir.join("init.onnx");
+    out.push(shared(
+        "base/model",
+        "model",
+        model_args(spec, name, 0, &init),
+        vec![],
+        vec![init.clone()],
+        vec![],
+    ));
+    if !spec.steps.iter().any(|s| s == "train") {
+        return Some((init, Some("base/model".into())));
+    }
+    let train_dir = dir.join("train");
+    out.push(shared(
+        "base/train",
+        "train",
+        with_extra(train_args(spec, &init, 0, &train_dir), spec.step_args.get("train")),
+        vec![init.clone()],
+        train_outputs(&train_dir),
+        vec!["base/model".into()],
+    ));
+    Some((train_dir.join("model.onnx"), Some("base/train".into())))
+}
 
-    for v in spec.variants() {
-        let dir = variant_dir(run_dir, &v);
-        let key = |step: &str| format!("{}/{step}", v.id);
-        let mut steps: Vec<StepPlan> = Vec::new();
-        let mut push =
-            |step: &str, args: Vec<String>, inputs: Vec<PathBuf>, outputs: Vec<PathBuf>, deps: Vec<String>| {
-                steps.push(StepPlan {
-                    key: key(step),
-                    step: step.to_string(),
-                    variant: Some(v.clone()),
-                    args,
-                    inputs,
-                    outputs,
-                    record: dir.join(format!("{step}.json")),
-                    deps,
-                });
-            };
-        // (current model, the step that made it)
-        let mut cur: (PathBuf, Option<String>) = match (&base, &spec.model) {
+/// `finetune -o DIR` writes the inference model and the metrics log there (both hash-pinned in the record).
+fn train_outputs(dir: &Path) -> Vec<PathBuf> {
+    vec![dir.join("model.onnx"), dir.join("metrics.jsonl")]
+}
+
+/// One variant's pipeline: each step reads the model the previous one made.
+struct VariantPlan<'a> {
+    spec: &'a SweepSpec,
+    v: &'a Variant,
+    dir: PathBuf,
+    base: Option<&'a Made>,
+    /// The 1:1 model of the same architecture that latency is paired against: the shared base, or (from scratch)
+    /// the variant's own initialisation before conversion.
+    reference: Option<Made>,
+    /// The model the next step reads.
+    cur: Made,
+    steps: Vec<StepPlan>,
+}
+
+impl<'a> VariantPlan<'a> {
+    fn new(spec: &'a SweepSpec, run_dir: &Path, v: &'a Variant, base: Option<&'a Made>) -> Self {
+        let mut p = VariantPlan {
+            spec,
+            v,
+            dir: variant_dir(run_dir, v),
+            base,
+            reference: base.cloned(),
+            cur: (PathBuf::new(), None),
+            steps: Vec::new(),
+        };
+        p.cur = match (base, &spec.model) {
             (Some(b), _) => b.clone(),
             (None, ModelSource::Builtin(name)) => {
                 // From scratch: the variant's own random initialisation of the 1:1 network, converted below.
-                let init = dir.join("init.onnx");
-                push(
-                    "model",
-                    model_args(spec, name, v.seed, &init),
-                    vec![],
-                    vec![init.clone()],
-                    vec![],
-                );
-                (init, Some(key("model")))
+                let init = p.dir.join("init.onnx");
+                let args = model_args(spec, name, v.seed, &init);
+                p.push("model", args, vec![], vec![init.clone()], vec![]);
+                let made = (init, Some(p.key("model")));
+                p.reference = Some(made.clone());
+                made
             }
             (None, ModelSource::File(_)) => unreachable!("a file is always the base"),
         };
-        let deps_of = |c: &(PathBuf, Option<String>)| c.1.iter().cloned().collect::<Vec<_>>();
-        if wants("convert") {
-            let conv = dir.join("converted.onnx");
-            let mut args = vec!["convert".into(), s(&cur.0), "--ratio".into(), v.ratio.clone()];
-            if v.policy != "none" {
-                args.extend(["--keep".into(), v.policy.clone()]);
-            }
-            args.extend([
-                "--seed".into(),
-                v.seed.to_string(),
-                "-o".into(),
-                s(&conv),
-                "--force".into(),
-                "--json".into(),
-            ]);
-            let args = with_extra(args, spec.step_args.get("convert"));
-            push("convert", args, vec![cur.0.clone()], vec![conv.clone()], deps_of(&cur));
-            cur = (conv, Some(key("convert")));
-        }
-        if wants("train") {
-            // finetune's -o names a folder; the trained inference model is DIR/train/model.onnx.
-            let trained = dir.join("train").join("model.onnx");
-            push(
-                "train",
-                train_args(spec, &cur.0, v.seed, &dir.join("train")),
-                vec![cur.0.clone()],
-                vec![trained.clone()],
-                deps_of(&cur),
-            );
-            cur = (trained, Some(key("train")));
-        }
-        if wants("inspect") {
-            // Parameters, MACs and the ReLU count of the model the variant ends with.
-            let args = vec!["inspect".into(), s(&cur.0), "--json".into()];
-            let args = with_extra(args, spec.step_args.get("inspect"));
-            push("inspect", args, vec![cur.0.clone()], vec![], deps_of(&cur));
-        }
-        if wants("eval") {
-            let mut args = vec!["eval".into(), s(&cur.0), "--data".into(), spec.data.clone()];
-            args.extend([
-                "--preset".into(),
-                spec.preset.clone(),
-                "--seed".into(),
-                v.seed.to_string(),
-                "--json".into(),
-            ]);
-            let args = with_extra(args, spec.step_args.get("eval"));
-            push("eval", args, vec![cur.0.clone()], vec![], deps_of(&cur));
-        }
-        if wants("bench") {
-            let args = vec!["bench".into(), s(&cur.0), "--json".into()];
-            let args = with_extra(args, spec.step_args.get("bench"));
-            push("bench", args, vec![cur.0.clone()], vec![], deps_of(&cur));
-        }
-        if wants("richness") {
-            let mut args = vec!["richness".into()];
-            let mut inputs = vec![];
-            let mut deps = deps_of(&cur);
-            // CKA against the shared 1:1 model (listed first: `ratio richness` compares the first model with the
-            // others) shows what conversion + fine-tuning changed in the representation.
-            if let Some((b, bdep)) = &base {
-                args.push(s(b));
-                inputs.push(b.clone());
-                deps.extend(bdep.iter().cloned());
-            }
-            args.push(s(&cur.0));
-            inputs.push(cur.0.clone());
-            args.extend([
-                "--data".into(),
-                spec.data.clone(),
-                "--preset".into(),
-                spec.preset.clone(),
-            ]);
-            args.extend(["--seed".into(), v.seed.to_string(), "--json".into(), "-".into()]);
-            let args = with_extra(args, spec.step_args.get("richness"));
-            push("richness", args, inputs, vec![], deps);
-        }
-        out.extend(steps);
+        p
     }
-    Ok(out)
+
+    fn key(&self, step: &str) -> String {
+        format!("{}/{step}", self.v.id)
+    }
+
+    fn wants(&self, step: &str) -> bool {
+        self.spec.steps.iter().any(|s| s == step)
+    }
+
+    fn push(&mut self, step: &str, args: Vec<String>, inputs: Vec<PathBuf>, outputs: Vec<PathBuf>, deps: Vec<String>) {
+        let args = if step == "model" {
+            args
+        } else {
+            with_extra(args, self.spec.step_args.get(step))
+        };
+        self.steps.push(StepPlan {
+            key: self.key(step),
+            step: step.to_string(),
+            variant: Some(self.v.clone()),
+            args,
+            inputs,
+            outputs,
+            record: self.dir.join(format!("{step}.json")),
+            deps,
+        });
+    }
+
+    /// Push a step that writes the model the later steps read.
+    fn push_model_step(
+        &mut self,
+        step: &str,
+        args: Vec<String>,
+        inputs: Vec<PathBuf>,
+        outputs: Vec<PathBuf>,
+        made: PathBuf,
+    ) {
+        let deps = deps_of(&self.cur);
+        self.push(step, args, inputs, outputs, deps);
+        self.cur = (made, Some(self.key(step)));
+    }
+
+    fn steps(mut self) -> Vec<StepPlan> {
+        for step in STEPS {
+            if self.wants(step) {
+                match *step {
+                    "convert" => self.convert(),
+                    "calibrate" => self.calibrate(),
+                    "train" => self.train(),
+                    "inspect" => self.inspect(),
+                    "eval" => self.eval(),
+                    "bench" => self.bench(),
+                    _ => self.richness(),
+                }
+            }
+        }
+        self.steps
+    }
+
+    fn convert(&mut self) {
+        let conv = self.dir.join("converted.onnx");
+        let src = self.cur.0.clone();
+        let mut args = vec!["convert".into(), s(&src), "--ratio".into(), self.v.ratio.clone()];
+        if self.v.policy != "none" {
+            args.extend(["--keep".into(), self.v.policy.clone()]);
+        }
+        args.extend([
+            "--seed".into(),
+            self.v.seed.to_string(),
+            "-o".into(),
+            s(&conv),
+            "--force".into(),
+            "--json".into(),
+            "-".into(),
+        ]);
+        self.push_model_step("convert", args, vec![src], vec![conv.clone()], conv);
+    }
+
+    /// `ratio calibrate CONVERTED --reference SOURCE …`: refit the layers after removed activations to reproduce
+    /// the source model's tensors, before any gradient step.
+    fn calibrate(&mut self) {
+        let source = self
+            .base
+            .map(|b| b.0.clone())
+            .or_else(|| self.reference.as_ref().map(|r| r.0.clone()));
+        let (Some(source), conv) = (source, self.cur.0.clone()) else {
+            return;
+        };
+        let out = self.dir.join("calibrated.onnx");
+        let sp = self.spec;
+        let mut args = vec!["calibrate".into(), s(&conv), "--data".into(), sp.data.clone()];
+        args.extend(["--preset".into(), sp.preset.clone(), "--reference".into(), s(&source)]);
+        args.extend([
+            "--samples".into(),
+            CALIBRATE_SAMPLES.to_string(),
+            "--method".into(),
+            "auto".into(),
+        ]);
+        args.extend(["-o".into(), s(&out), "--force".into(), "--json".into(), "-".into()]);
+        self.push_model_step("calibrate", args, vec![conv, source], vec![out.clone()], out);
+    }
+
+    fn train(&mut self) {
+        // finetune's -o names a folder; the trained inference model is DIR/train/model.onnx.
+        let train_dir = self.dir.join("train");
+        let src = self.cur.0.clone();
+        let args = train_args(self.spec, &src, self.v.seed, &train_dir);
+        self.push_model_step(
+            "train",
+            args,
+            vec![src],
+            train_outputs(&train_dir),
+            train_dir.join("model.onnx"),
+        );
+    }
+
+    /// Parameters, MACs and the ReLU count of the model the variant ends with.
+    fn inspect(&mut self) {
+        let args = vec!["inspect".into(), s(&self.cur.0), "--json".into(), "-".into()];
+        self.push("inspect", args, vec![self.cur.0.clone()], vec![], deps_of(&self.cur));
+    }
+
+    /// Per-sample predictions, so the summary can pair the variant with 1:1 sample by sample.
+    fn eval(&mut self) {
+        let sp = self.spec;
+        let mut args = vec!["eval".into(), s(&self.cur.0), "--data".into(), sp.data.clone()];
+        args.extend([
+            "--preset".into(),
+            sp.preset.clone(),
+            "--seed".into(),
+            self.v.seed.to_string(),
+        ]);
+        args.extend([
+            "--per-sample".into(),
+            "--json".into(),
+            "-".into(),
+            "--no-progress".into(),
+        ]);
+        self.push("eval", args, vec![self.cur.0.clone()], vec![], deps_of(&self.cur));
+    }
+
+    /// The 1:1 reference and the variant in one interleaved loop (A, B, A, B) with an explicit batch × thread
+    /// group: the per-iteration ratio cancels drift, which separate runs per variant cannot.
+    fn bench(&mut self) {
+        let mut args = vec!["bench".into()];
+        let mut inputs = vec![];
+        let mut deps = deps_of(&self.cur);
+        if let Some((r, rdep)) = &self.reference {
+            args.push(s(r));
+            inputs.push(r.clone());
+            deps.extend(rdep.iter().cloned());
+        }
+        args.push(s(&self.cur.0));
+        inputs.push(self.cur.0.clone());
+        args.extend(["--batch".into(), "1".into(), "--threads".into(), "1".into()]);
+        args.extend(["--seed".into(), self.v.seed.to_string(), "--json".into(), "-".into()]);
+        dedup(&mut deps);
+        self.push("bench", args, inputs, vec![], deps);
+    }
+
+    fn richness(&mut self) {
+        let mut args = vec!["richness".into()];
+        let mut inputs = vec![];
+        let mut deps = deps_of(&self.cur);
+        // CKA against the shared 1:1 model (listed first: `ratio richness` compares the first model with the
+        // others) shows what conversion + fine-tuning changed in the representation.
+        if let Some((b, bdep)) = self.base {
+            args.push(s(b));
+            inputs.push(b.clone());
+            deps.extend(bdep.iter().cloned());
+        }
+        args.push(s(&self.cur.0));
+        inputs.push(self.cur.0.clone());
+        let sp = self.spec;
+        args.extend(["--data".into(), sp.data.clone(), "--preset".into(), sp.preset.clone()]);
+        args.extend(["--seed".into(), self.v.seed.to_string(), "--json".into(), "-".into()]);
+        dedup(&mut deps);
+        self.push("richness", args, inputs, vec![], deps);
+    }
+}
+
+fn dedup(v: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|x| seen.insert(x.clone()));
 }
 
 /// Parse every planned command line with this binary's clap definition.
@@ -397,13 +545,89 @@ mod tests {
 
     #[test]
     fn every_planned_command_parses_with_the_cli_or_is_named() {
-        // convert, inspect and model exist in this build; the check names any step that does not.
-        let p = plan(&spec(Mode::Finetune, &["convert", "inspect"]), Path::new("/r")).unwrap();
-        check_against_cli(&p).unwrap();
-        let p = plan(&spec(Mode::Finetune, &["convert", "train"]), Path::new("/r")).unwrap();
-        if let Err(e) = check_against_cli(&p) {
-            assert!(e.to_string().contains("step \"train\""), "{e}");
+        // Every default step exists in this build: each planned command line must parse, in both modes.
+        let all = ["convert", "train", "inspect", "eval", "bench", "richness"];
+        for mode in [Mode::Finetune, Mode::FromScratch] {
+            let p = plan(&spec(mode, &all), Path::new("/r")).unwrap();
+            check_against_cli(&p).unwrap();
         }
+        // A flag a command does not take fails the plan, naming the step and the flag.
+        let mut bad = spec(Mode::Finetune, &all);
+        bad.step_args.insert("eval".into(), vec!["--no-such-flag".into()]);
+        let e = check_against_cli(&plan(&bad, Path::new("/r")).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("step \"eval\"") && e.contains("--no-such-flag"), "{e}");
+        assert!(!e.contains("step \"train\""), "only the broken step is named: {e}");
+    }
+
+    #[test]
+    fn steps_pair_what_the_summary_compares() {
+        let p = plan(
+            &spec(Mode::Finetune, &["convert", "train", "eval", "bench"]),
+            Path::new("/r"),
+        )
+        .unwrap();
+        let find = |k: &str| p.iter().find(|s| s.key == k).unwrap();
+        // Training pins its metrics log (the per-step curves) as an output.
+        assert_eq!(
+            find("r2-1_last_s0/train").outputs,
+            [
+                PathBuf::from("/r/variants/r2-1_last_s0/train/model.onnx"),
+                PathBuf::from("/r/variants/r2-1_last_s0/train/metrics.jsonl")
+            ]
+        );
+        assert!(find("r2-1_last_s0/eval").args.contains(&"--per-sample".to_string()));
+        // Bench interleaves the shared 1:1 model with the variant, in one explicit batch × thread group.
+        let b = find("r2-1_last_s0/bench");
+        assert_eq!(
+            b.args[..3],
+            [
+                "bench",
+                "/r/base/train/model.onnx",
+                "/r/variants/r2-1_last_s0/train/model.onnx"
+            ]
+        );
+        assert!(b.args.windows(2).any(|w| w == ["--batch", "1"]) && b.args.windows(2).any(|w| w == ["--threads", "1"]));
+        assert_eq!(b.deps, ["r2-1_last_s0/train", "base/train"]);
+        // From scratch, the reference is the variant's own 1:1 initialisation.
+        let p = plan(&spec(Mode::FromScratch, &["convert", "bench"]), Path::new("/r")).unwrap();
+        let b = p.iter().find(|s| s.key == "r2-1_last_s0/bench").unwrap();
+        assert_eq!(b.args[1], "/r/variants/r2-1_last_s0/init.onnx");
+        assert_eq!(b.deps, ["r2-1_last_s0/convert", "r2-1_last_s0/model"]);
+    }
+
+    #[test]
+    fn calibrate_sits_between_convert_and_training_and_needs_convert() {
+        let p = plan(
+            &spec(Mode::Finetune, &["convert", "calibrate", "train"]),
+            Path::new("/r"),
+        )
+        .unwrap();
+        let keys = keys(&p);
+        assert_eq!(
+            keys[5..8],
+            ["r2-1_last_s0/convert", "r2-1_last_s0/calibrate", "r2-1_last_s0/train"]
+        );
+        let c = &p[6];
+        assert_eq!(
+            c.args[..2],
+            [
+                "calibrate".to_string(),
+                "/r/variants/r2-1_last_s0/converted.onnx".to_string()
+            ]
+        );
+        assert!(
+            c.args
+                .windows(2)
+                .any(|w| w == ["--reference", "/r/base/train/model.onnx"])
+        );
+        assert!(c.args.windows(2).any(|w| w == ["--json", "-"]));
+        assert_eq!(c.outputs, [PathBuf::from("/r/variants/r2-1_last_s0/calibrated.onnx")]);
+        assert_eq!(c.deps, ["r2-1_last_s0/convert"]);
+        assert_eq!(p[7].inputs, c.outputs, "fine-tuning starts from the calibrated model");
+        let e = plan(&spec(Mode::Finetune, &["calibrate", "train"]), Path::new("/r")).unwrap_err();
+        assert!(e.to_string().contains("needs convert"), "{e}");
     }
 }
 

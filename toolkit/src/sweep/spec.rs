@@ -1,13 +1,11 @@
 //! What a sweep is: the validated grid and settings, its variants, and the hash that identifies it.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use reports::schema::sweep::Variant;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// Built-in architectures `ratio train --model` knows.
 pub const BUILTIN_MODELS: &[&str] = &["resnet20", "vgg", "densenet", "plain"];
@@ -15,50 +13,8 @@ pub const BUILTIN_MODELS: &[&str] = &["resnet20", "vgg", "densenet", "plain"];
 /// Placement policies `ratio convert --keep` knows.
 pub const POLICIES: &[&str] = &["first", "last", "spread", "random"];
 
-/// `N:M` with N ≥ M ≥ 1 (1:1 is the baseline).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Ratio {
-    pub n: u32,
-    pub m: u32,
-}
-
-impl Ratio {
-    pub const ONE: Ratio = Ratio { n: 1, m: 1 };
-
-    pub fn parse(s: &str) -> Result<Self> {
-        let (n, m) = s
-            .trim()
-            .split_once(':')
-            .with_context(|| format!("ratio {s:?} is not of the form N:M"))?;
-        let n: u32 = n
-            .parse()
-            .with_context(|| format!("ratio {s:?}: N is not a positive integer"))?;
-        let m: u32 = m
-            .parse()
-            .with_context(|| format!("ratio {s:?}: M is not a positive integer"))?;
-        if m == 0 || n < m {
-            bail!("ratio {s:?}: need N ≥ M ≥ 1 (more convolutions than ReLUs; 1:1 is the baseline)");
-        }
-        if n == m && n != 1 {
-            bail!("ratio {s:?} equals 1:1; write 1:1");
-        }
-        Ok(Ratio { n, m })
-    }
-
-    pub fn value(self) -> f64 {
-        f64::from(self.n) / f64::from(self.m)
-    }
-
-    pub fn is_baseline(self) -> bool {
-        self.n == self.m
-    }
-}
-
-impl fmt::Display for Ratio {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.n, self.m)
-    }
-}
+/// `N:M`, the converter's own type (1:1 is the baseline).
+pub use converters::policy::Ratio;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -178,7 +134,7 @@ impl SweepSpec {
     pub fn variants(&self) -> Vec<Variant> {
         let mut out = Vec::new();
         for r in &self.ratios {
-            let policies: Vec<&str> = if r.is_baseline() {
+            let policies: Vec<&str> = if r.is_identity() {
                 vec!["none"]
             } else {
                 self.policies.iter().map(String::as_str).collect()
@@ -200,7 +156,110 @@ impl SweepSpec {
     /// sha256 over the canonical JSON of this spec (struct field order and BTreeMap keys are fixed).
     pub fn hash(&self) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();
-        hex::encode(Sha256::digest(&json))
+        converters::ir::model::sha256_hex(&json)
+    }
+}
+
+/// `a, b,,c` → `[a, b, c]`.
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `--step-args STEP=ARGS` (repeatable) → extra arguments per step; an unknown step is an error naming the steps.
+pub fn parse_step_args(items: &[String]) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for sa in items {
+        let (step, args) = sa
+            .split_once('=')
+            .with_context(|| format!("--step-args {sa:?} is not STEP=ARGS"))?;
+        if !super::plan::ARG_STEPS.contains(&step) {
+            bail!(
+                "--step-args {sa:?}: unknown step {step:?} (steps: {})",
+                super::plan::ARG_STEPS.join(", ")
+            );
+        }
+        out.entry(step.to_string())
+            .or_default()
+            .extend(args.split_whitespace().map(str::to_string));
+    }
+    Ok(out)
+}
+
+/// The data set as every step will see it: an existing path or a name fetched into `.data/<name>` becomes an
+/// absolute path (children and Slurm tasks may run elsewhere); any other name is passed on for the step to
+/// resolve. The preset defaults to the data set's name.
+pub fn resolve_data(data: &str, preset: Option<&str>) -> Result<(String, String)> {
+    let fetched = std::path::Path::new(".data").join(data);
+    let path = [PathBuf::from(data), fetched].into_iter().find(|p| p.exists());
+    let resolved = match &path {
+        Some(p) => std::path::absolute(p)
+            .with_context(|| format!("resolving {}", p.display()))?
+            .to_string_lossy()
+            .into_owned(),
+        None => data.to_string(),
+    };
+    let preset = match preset {
+        Some(p) => p.to_string(),
+        None if std::path::Path::new(data).components().count() == 1 && !data.contains('.') => data.to_string(),
+        None => {
+            bail!("--data {data:?} is a path: name its preprocessing with --preset (mnist, fashion-mnist, digits, …)")
+        }
+    };
+    Ok((resolved, preset))
+}
+
+impl SweepSpec {
+    /// Canonical `sweep` arguments for this spec, as shard tasks rerun it (absolute paths, no scheduling flags).
+    pub fn to_args(&self, run_dir: &std::path::Path, alpha: f64) -> Vec<String> {
+        let model = match &self.model {
+            ModelSource::Builtin(n) => n.clone(),
+            ModelSource::File(p) => p.to_string_lossy().into_owned(),
+        };
+        let list = |v: Vec<String>| v.join(",");
+        let mut a: Vec<String> = vec!["sweep".into(), "--model".into(), model];
+        a.extend([
+            "--data".into(),
+            self.data.clone(),
+            "--preset".into(),
+            self.preset.clone(),
+        ]);
+        a.extend([
+            "--ratios".into(),
+            list(self.ratios.iter().map(ToString::to_string).collect()),
+            "--policies".into(),
+            list(self.policies.clone()),
+            "--seeds".into(),
+            self.seeds.to_string(),
+        ]);
+        a.push(
+            if self.mode == Mode::FromScratch {
+                "--from-scratch"
+            } else {
+                "--finetune"
+            }
+            .into(),
+        );
+        a.extend([
+            "--epochs".into(),
+            self.epochs.to_string(),
+            "--lr".into(),
+            self.lr.to_string(),
+        ]);
+        a.extend(["--steps".into(), list(self.steps.clone())]);
+        for (step, args) in &self.step_args {
+            a.push(format!("--step-args={step}={}", args.join(" ")));
+        }
+        a.extend([
+            "--alpha".into(),
+            alpha.to_string(),
+            "--run-dir".into(),
+            run_dir.to_string_lossy().into_owned(),
+        ]);
+        a
     }
 }
 
@@ -258,10 +317,10 @@ mod tests {
 
     #[test]
     fn ratio_parse_accepts_nm_and_rejects_nonsense() {
-        assert_eq!(Ratio::parse("3:2").unwrap(), Ratio { n: 3, m: 2 });
-        assert_eq!(Ratio::parse("1:1").unwrap(), Ratio::ONE);
+        assert_eq!("3:2".parse::<Ratio>().unwrap(), Ratio { n: 3, m: 2 });
+        assert_eq!("1:1".parse::<Ratio>().unwrap(), Ratio::ONE);
         for bad in ["2", "1:2", "0:0", "2:2", "a:1", "2:0"] {
-            assert!(Ratio::parse(bad).is_err(), "{bad}");
+            assert!(bad.parse::<Ratio>().is_err(), "{bad}");
         }
     }
 
@@ -300,6 +359,30 @@ mod tests {
         assert_eq!(a.hash(), b.hash());
         b.epochs = 2;
         assert_ne!(a.hash(), b.hash());
+    }
+
+    #[test]
+    fn step_args_and_lists_parse() {
+        assert_eq!(split_list(" a, b,,c "), ["a", "b", "c"]);
+        let sa = parse_step_args(&["train=--limit 5".into(), "train=--lr 0.1".into()]).unwrap();
+        assert_eq!(sa["train"], ["--limit", "5", "--lr", "0.1"]);
+        let e = parse_step_args(&["dance=--x".into()]).unwrap_err().to_string();
+        assert!(e.contains("unknown step \"dance\"") && e.contains("calibrate"), "{e}");
+        assert!(parse_step_args(&["train".into()]).is_err());
+    }
+
+    #[test]
+    fn to_args_round_trips_through_the_cli() {
+        use clap::Parser;
+        let s = spec();
+        let args = s.to_args(std::path::Path::new("/r"), 0.05);
+        let cli = crate::cli::Cli::try_parse_from(std::iter::once("ratio".to_string()).chain(args)).unwrap();
+        let crate::cli::Command::Sweep(a) = cli.command else {
+            panic!("not a sweep")
+        };
+        let back = crate::commands::sweep::spec_from_args(&a).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.hash(), s.hash());
     }
 
     #[test]

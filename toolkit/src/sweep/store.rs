@@ -165,6 +165,32 @@ fn diff_settings(a: &serde_json::Value, b: &serde_json::Value) -> Vec<String> {
     }
 }
 
+/// The manifest record of `spec`: what the sweep is, its hash, its grid; the model file pinned when one is given.
+pub fn manifest_record(spec: &super::spec::SweepSpec, run_dir: &Path) -> Result<Record> {
+    let m = SweepManifest {
+        sweep_hash: spec.hash(),
+        model: spec.model.label(),
+        data: spec.data.clone(),
+        mode: spec.mode.as_str().into(),
+        ratios: spec.ratios.iter().map(ToString::to_string).collect(),
+        policies: spec.policies.clone(),
+        seeds: spec.seeds,
+        settings: serde_json::to_value(spec)?,
+        steps: spec.steps.clone(),
+        variants: spec.variants(),
+    };
+    let mut rec = Record::new(
+        &m,
+        std::env::args().collect(),
+        super::provenance::current(),
+        reports::schema::now_rfc3339(),
+    )?;
+    if let super::spec::ModelSource::File(p) = &spec.model {
+        rec.inputs.push(file_ref(run_dir, p)?);
+    }
+    Ok(rec)
+}
+
 /// Read the manifest of a run dir (for `ratio report`).
 pub fn read_manifest(run_dir: &Path) -> Result<(Record, SweepManifest)> {
     let path = run_dir.join(MANIFEST);

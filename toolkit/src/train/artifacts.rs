@@ -100,6 +100,15 @@ impl RunFiles {
         Ok(())
     }
 
+    /// The epoch's per-step curve, one `{"kind":"step", …}` line per point (`reports::schema::train::MetricsLine`).
+    pub(crate) fn log_steps(&mut self, curve: &[reports::schema::train::StepRecord]) -> Result<()> {
+        for r in curve {
+            let line = reports::schema::train::MetricsLine::Step(r.clone());
+            writeln!(self.metrics, "{}", serde_json::to_string(&line)?)?;
+        }
+        Ok(())
+    }
+
     /// `model.onnx`: the final weights, exported.
     pub(crate) fn export(
         &self,

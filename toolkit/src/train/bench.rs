@@ -12,7 +12,7 @@ use ndarray::{ArrayD, IxDyn};
 use serde::Serialize;
 
 use crate::analysis::latency::median;
-use crate::provenance::Provenance;
+use crate::provenance::{Collect, Provenance};
 use crate::runtime::{Feed, Runner, RuntimeConfig};
 use crate::train::{ResidentSession, StepSession, Stepper};
 
@@ -131,10 +131,7 @@ pub fn bench_train_step(
     let inf_med = median_ms(&inf);
     Ok(TrainBench {
         model: model.display_name(),
-        model_sha256: {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(model.to_inline_bytes()?))
-        },
+        model_sha256: { converters::ir::model::sha256_hex(&model.to_inline_bytes()?) },
         batch,
         threads: runtime.intra_threads,
         iters,

@@ -7,28 +7,14 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
 
 use crate::data::loader::{self, LoadError};
 use crate::data::preprocess::{DType, Layout, PreprocessError, Preset};
 use crate::data::{self as ds, Dataset, Format, OpenOptions, Split};
 use crate::train::augment::Augment;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct DataInfo {
-    pub path: String,
-    pub format: String,
-    /// sha256 of the data as `toolkit::data` identifies it (see `DataIdentity::hashed`).
-    pub sha256: String,
-    /// Which samples: the set's own split, or the hold-out rule applied to a set without splits.
-    pub split: String,
-    /// Samples in this part (before `--train-limit`).
-    pub count: usize,
-    /// Preset name, e.g. `fashion-mnist`.
-    pub preprocess: String,
-    /// sha256 of the preset's canonical pipeline JSON (the same value `ratio eval` records).
-    pub preset_fingerprint: String,
-}
+/// What a run trained or validated on, as the train record holds it.
+pub use reports::schema::train::TrainData as DataInfo;
 
 /// One part (train or validation) of a dataset: which samples, their labels and the preset, decoded on demand.
 /// Nothing is held as f32: in-memory readers keep their u8 pixels, image folders stay on disk, and each batch

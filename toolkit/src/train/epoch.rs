@@ -6,6 +6,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use reports::schema::train::StepRecord;
+
 use anyhow::{Context, Result, bail};
 use ndarray::{ArrayD, IxDyn};
 use rand::seq::SliceRandom;
@@ -16,6 +18,9 @@ use crate::train::eval::count_correct;
 use crate::train::schedule::Schedule;
 use crate::train::session::Stepper;
 use crate::train::trainer::{EpochRecord, TrainOptions};
+
+/// About this many `{"kind":"step"}` lines per epoch go to metrics.jsonl (the report's per-step curves).
+const STEP_LOG_POINTS: u64 = 50;
 
 /// What one epoch's steps measured; [`EpochStats::record`] adds the validation result.
 pub(crate) struct EpochStats {
@@ -30,6 +35,18 @@ pub(crate) struct EpochStats {
     loop_time: Duration,
     waited: Duration,
     step_time: Duration,
+    /// Per-step curve: one record per window of about steps/[`STEP_LOG_POINTS`] steps.
+    pub(crate) curve: Vec<StepRecord>,
+}
+
+/// The window of steps since the last curve point: loss sum, steps, and hits over the samples whose logits were
+/// read back.
+#[derive(Default)]
+struct Window {
+    loss: f64,
+    steps: usize,
+    hits: usize,
+    scored: usize,
 }
 
 impl EpochStats {
@@ -54,14 +71,10 @@ impl EpochStats {
 }
 
 fn progress_bar(steps: u64, epoch: u64, opts: &TrainOptions) -> indicatif::ProgressBar {
-    let pb = if opts.progress {
-        indicatif::ProgressBar::new(steps)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    pb.set_style(
-        indicatif::ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg} [{elapsed}<{eta}]")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    let pb = crate::printer::progress_bar(
+        steps,
+        "epoch {prefix} {bar:30} {pos}/{len} {msg} [{elapsed}<{eta}]",
+        opts.progress,
     );
     pb.set_prefix(format!("{}/{}", epoch + 1, opts.epochs));
     pb
@@ -103,7 +116,10 @@ pub(crate) fn run(
         loop_time: Duration::ZERO,
         waited: Duration::ZERO,
         step_time: Duration::ZERO,
+        curve: Vec::new(),
     };
+    let every = (steps as u64 / STEP_LOG_POINTS).max(1) as usize;
+    let mut win = Window::default();
     for s in 0..steps {
         let (x, y) = stream
             .next_item()
@@ -136,10 +152,26 @@ pub(crate) fn run(
             );
         }
         st.loss_sum += out.loss as f64;
+        win.loss += out.loss as f64;
+        win.steps += 1;
         if let Some(logits) = out.logits {
             let flat: Vec<f32> = logits.iter().copied().collect();
-            st.correct += count_correct(&flat, &y);
+            let hits = count_correct(&flat, &y);
+            st.correct += hits;
             st.acc_samples += y.len();
+            win.hits += hits;
+            win.scored += y.len();
+        }
+        if win.steps >= every || s + 1 == steps {
+            st.curve.push(StepRecord {
+                step: sess.steps_taken(),
+                epoch: Some(epoch + 1),
+                loss: win.loss / win.steps as f64,
+                lr: f64::from(st.lr),
+                // Only the steps whose logits were read back (`--train-acc-every`) are scored.
+                train_acc: win.hits as f64 / win.scored.max(1) as f64,
+            });
+            win = Window::default();
         }
         pb.inc(1);
         pb.set_message(format!("loss {:.4}", st.loss_sum / (s + 1) as f64));

@@ -13,7 +13,7 @@ use ndarray::ArrayD;
 use regex::Regex;
 use serde::Serialize;
 
-use crate::provenance::Provenance;
+use crate::provenance::{Collect, Provenance};
 use crate::runtime::RuntimeConfig;
 use crate::train::artifacts::RunFiles;
 use crate::train::augment::Augment;
@@ -153,10 +153,7 @@ pub struct TrainOutcome {
 fn model_sha(model: &Model) -> Result<String> {
     Ok(match &model.source_sha256 {
         Some(s) => s.clone(),
-        None => {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(model.to_inline_bytes()?))
-        }
+        None => converters::ir::model::sha256_hex(&model.to_inline_bytes()?),
     })
 }
 
@@ -346,6 +343,7 @@ fn finish_epoch(
     best: &mut Option<f64>,
 ) -> Result<EpochRecord> {
     let (inference, val_acc) = files.validate(sess, val, opts)?;
+    files.log_steps(&stats.curve)?;
     let rec = stats.record(e + 1, sess.steps_taken(), val_acc);
     let improved = best.is_none_or(|b| val_acc > b);
     if improved {
@@ -359,7 +357,7 @@ fn finish_epoch(
     };
     files.checkpoint(sess, &header, improved.then_some(&inference), identity, &rec)?;
     if opts.progress {
-        eprintln!(
+        crate::status!(
             "epoch {}/{}: loss {:.4}, train acc {:.4}, val acc {:.4}, {:.1}s ({:.0} img/s, {:.1}% waiting on data)",
             rec.epoch,
             opts.epochs,
@@ -379,7 +377,7 @@ pub fn train(model: &Model, data: &SampleSet, val: &SampleSet, opts: &TrainOptio
     let plan = Plan::new(model, data, val, opts)?;
     // Said even without progress output: these change what is trained, and the user should know.
     for line in &plan.identity.adaptations {
-        eprintln!("adapted for training: {line}");
+        crate::status!("adapted for training: {line}");
     }
     let t0 = Instant::now();
     // The session is created before any output exists, so a bad device or graph leaves nothing behind.

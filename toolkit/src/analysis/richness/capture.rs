@@ -38,6 +38,8 @@ pub struct ModelCapture {
     pub accs: Vec<LayerAccum>,
     pub correct: u64,
     pub scored: u64,
+    /// Activations a conversion removed (the model's `ratio.removed` metadata).
+    pub removed: Vec<String>,
 }
 
 /// The single non-initializer input of a graph, or an error naming what was found.
@@ -146,6 +148,10 @@ impl ModelCapture {
             accs: layers.into_iter().map(LayerAccum::new).collect(),
             correct: 0,
             scored: 0,
+            removed: model
+                .metadata("ratio.removed")
+                .map(|r| r.split(',').filter(|n| !n.is_empty()).map(str::to_string).collect())
+                .unwrap_or_default(),
         })
     }
 

@@ -1,12 +1,17 @@
 //! Which values of a graph are analysed: `auto` takes every activation slot (ReLU, ReLU6, LeakyRelu, PRelu, found
 //! by the converter's slot detection) and every block output (a join: residual Add, or a Concat of computed
 //! tensors), in graph order; or a list of node/output names; or a regex over those names.
+//!
+//! Each layer also gets what lets two N:M variants of one network be compared: its block and stage in the slot
+//! structure, and its relative depth, the share of weight layers (Conv, ConvTranspose, Gemm, MatMul) before it in
+//! graph order. Conversion removes activations only, so that share is the same for a layer in every variant.
 
 use converters::act::{self, ActKind};
 use converters::ir::attr::NodeExt;
 use converters::ir::index::GraphIndex;
 use converters::proto::{GraphProto, NodeProto};
 use converters::{Model, slots};
+use reports::schema::richness::LayerKind;
 use serde::Serialize;
 
 use super::error::RichnessError;
@@ -48,8 +53,13 @@ pub struct Layer {
     /// For rectifiers: the pre-activation value (negative mass is measured there).
     pub act_input: Option<String>,
     pub act_kind: Option<ActKind>,
-    /// Position among the selected layers (plots use it as depth).
+    /// Position among the selected layers.
     pub depth: usize,
+    pub kind: Option<LayerKind>,
+    pub block: Option<usize>,
+    pub stage: Option<usize>,
+    /// Weight layers before this one over all weight layers, in [0, 1].
+    pub relative_depth: Option<f64>,
 }
 
 impl Layer {
@@ -68,7 +78,41 @@ fn layer_of(g: &GraphProto, ix: &GraphIndex, n: &NodeProto) -> Option<Layer> {
         act_input: act_kind.and_then(|_| n.input.first().cloned()),
         act_kind,
         depth: 0,
+        kind: None,
+        block: None,
+        stage: None,
+        relative_depth: None,
     })
+}
+
+const WEIGHT_OPS: [&str; 4] = ["Conv", "ConvTranspose", "Gemm", "MatMul"];
+
+/// Kind, block, stage and relative depth of each selected layer (see the module docs).
+fn place(g: &GraphProto, ix: &GraphIndex, layers: &mut [Layer]) {
+    let st = slots::detect(g, &ActKind::ALL);
+    let slot_of: std::collections::HashMap<&str, &slots::Slot> =
+        st.slots.iter().map(|s| (s.name.as_str(), s)).collect();
+    let total = g.node.iter().filter(|n| WEIGHT_OPS.contains(&n.op())).count();
+    let node_of: std::collections::HashMap<&str, usize> = g
+        .node
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name_or_output(), i))
+        .collect();
+    for l in layers.iter_mut() {
+        let Some(&i) = node_of.get(l.name.as_str()) else {
+            continue;
+        };
+        let before = g.node[..i].iter().filter(|n| WEIGHT_OPS.contains(&n.op())).count();
+        l.relative_depth = (total > 0).then(|| before as f64 / total as f64);
+        if let Some(s) = slot_of.get(l.name.as_str()) {
+            (l.kind, l.block, l.stage) = (Some(LayerKind::Activation), Some(s.block), Some(s.stage));
+        } else if slots::is_join(g, ix, &g.node[i]) {
+            // A join closes the block of the activations before it (post- and pre-activation orders alike).
+            let last = st.slots.iter().filter(|s| s.node < i).max_by_key(|s| s.node);
+            (l.kind, l.block, l.stage) = (Some(LayerKind::Join), last.map(|s| s.block), last.map(|s| s.stage));
+        }
+    }
 }
 
 /// Resolve `select` on `model`. Names match node names or output names; unknown names are an error listing them.
@@ -132,6 +176,7 @@ pub fn select_layers(model: &Model, select: &LayerSelect) -> Result<Vec<Layer>, 
     for (d, l) in layers.iter_mut().enumerate() {
         l.depth = d;
     }
+    place(g, &ix, &mut layers);
     Ok(layers)
 }
 

@@ -89,6 +89,7 @@ pub fn analyze(
             sha256: m.sha256.clone(),
             input: m.input_signature.clone(),
             layers,
+            removed: m.removed.clone(),
             accuracy: (m.scored > 0).then(|| m.correct as f64 / m.scored as f64),
             run_seconds: t.0,
             stats_seconds: t.1 + start.elapsed().as_secs_f64(),

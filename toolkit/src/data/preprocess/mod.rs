@@ -7,7 +7,6 @@ pub mod resize;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{Image, Pixels};
 pub use resize::Filter;
@@ -185,7 +184,7 @@ impl Preset {
     /// sha256 of the canonical JSON of the pipeline (field order fixed by the struct, shortest float form).
     pub fn fingerprint(&self) -> String {
         let json = serde_json::to_vec(&self.pipeline).unwrap_or_default();
-        hex::encode(Sha256::digest(json))
+        converters::ir::model::sha256_hex(&json)
     }
 
     /// `(H, W, C)` of the output for an input of `(h, w, c)`, or why it cannot be produced.
