@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Whole-process conversion of a ResNet-50-sized model (~100 MB of f32 weights, 49 ReLU slots) at 2:1, side by side
 # with onnx-graphsurgeon removing every other ReLU (no checks at all). Rounds alternate
-#   ratio convert (checks on, the default) · ratio convert --no-check · graphsurgeon
-# so that drift on a shared machine hits all three alike; wall time, CPU time and peak RSS are printed as medians
+#   ratio convert (checks on, the default) · ratio convert --no-check · graphsurgeon · cp + sync
+# so that drift on a shared machine hits all of them alike. `cp + sync` copies the model file over its previous copy
+# and flushes it to disk: the floor for any tool that writes a durable output of this size, as ratio does (fsync
+# before the rename), which graphsurgeon's onnx.save does not; wall time, CPU time and peak RSS are printed as medians
 # with the per-round paired ratios against graphsurgeon.
 # Usage: benches/scripts/convert_resnet50.sh [rounds=9]
 # RATIO_BASELINE=/path/to/older/ratio adds that binary's default and --no-check runs to each round (before/after).
@@ -49,6 +51,7 @@ for i in $(seq "$rounds"); do
   run default "$bin" convert "$work/r50.onnx" --ratio 2:1 -o "$work/out.onnx" --force
   run no-check "$bin" convert "$work/r50.onnx" --ratio 2:1 --no-check -o "$work/out.onnx" --force
   run graphsurgeon "$venv/bin/python" "$work/gs_remove.py" "$work/r50.onnx" "$work/gs.onnx"
+  run cp+sync sh -c 'cp "$1" "$2" && sync "$2"' sh "$work/r50.onnx" "$work/cp.onnx"
   if [ -n "${RATIO_BASELINE:-}" ]; then
     run baseline-default "$RATIO_BASELINE" convert "$work/r50.onnx" --ratio 2:1 -o "$work/out.onnx" --force
     run baseline-no-check "$RATIO_BASELINE" convert "$work/r50.onnx" --ratio 2:1 --no-check -o "$work/out.onnx" --force

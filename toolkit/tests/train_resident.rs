@@ -1,7 +1,9 @@
 //! The device-resident train step (two alternating IoBinding buffer sets) against the plain host-copying step on
 //! the CPU EP, one thread, real digits batches: losses, logits and every state tensor bit-identical over 60
 //! steps, a non-finite step that must not advance the state, and a deliberately aliased wiring that both the
-//! buffer check and the comparison must catch.
+//! buffer check and the comparison must catch. Also the step on ONNX Runtime's NCHWc kernels (the default on the
+//! CPU EP) against the same step on its plain kernels: equal within float summation order, and really different
+//! kernels.
 
 use converters::Model;
 use converters::autodiff::{Optimizer, TrainStepConfig, build_train_step};
@@ -9,7 +11,7 @@ use models::config::ModelConfig;
 use models::plain::{PlainConfig, plain_cnn};
 use ndarray::{ArrayD, IxDyn};
 use ratio_testkit::shared;
-use toolkit::runtime::{Buffers, RuntimeConfig};
+use toolkit::runtime::{Buffers, RuntimeConfig, nchwc};
 use toolkit::train::data::{DataSpec, load};
 use toolkit::train::{ResidentSession, StepSession, Stepper};
 
@@ -147,4 +149,66 @@ fn aliased_buffers_are_caught_by_the_check_and_by_the_comparison() {
         "one buffer as both input and output must change the trajectory"
     );
     eprintln!("aliasing detected: {}", found.unwrap());
+}
+
+#[test]
+fn nchwc_kernels_train_like_the_plain_ones() {
+    #[cfg(target_arch = "x86_64")]
+    assert!(
+        !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"))
+            || nchwc::block(&one_thread()).is_some(),
+        "MLAS has NCHWc kernels on every AVX2 CPU, so the probe must find their block"
+    );
+    let plain_cfg = RuntimeConfig {
+        plain_convs: true,
+        ..one_thread()
+    };
+    assert_eq!(nchwc::block(&plain_cfg), None);
+    let Some(block) = nchwc::block(&one_thread()) else {
+        eprintln!("no NCHWc kernels on this CPU: nothing to compare");
+        return;
+    };
+    let opt = Optimizer::Sgd {
+        momentum: 0.9,
+        nesterov: false,
+        weight_decay: 5e-4,
+    };
+    // conv2 (16 → 32) and its dX convolution are eligible; conv1 reads the 1-channel image and stays plain.
+    let mut lowered = Model::new(step_of(opt).model);
+    let n = converters::passes::nchwc::lower_convs(&mut lowered, block).unwrap();
+    assert!(n >= 2, "{n} convolution(s) lowered");
+
+    let mut fast = StepSession::new(step_of(opt), &one_thread()).unwrap();
+    let mut plain = StepSession::new(step_of(opt), &plain_cfg).unwrap();
+    let close = |a: f32, b: f32| (a - b).abs() <= 1e-3 * (1.0 + b.abs());
+    let mut any_bit_differs = false;
+    for (t, (x, y)) in digit_batches(30).into_iter().enumerate() {
+        let a = fast.advance(x.clone(), y.clone(), 0.05, false).unwrap();
+        let b = plain.advance(x, y, 0.05, false).unwrap();
+        assert!(
+            close(a.loss, b.loss),
+            "step {t}: loss {} (NCHWc) vs {} (plain)",
+            a.loss,
+            b.loss
+        );
+        any_bit_differs |= a.loss.to_bits() != b.loss.to_bits();
+    }
+    let (sa, sb) = (fast.read_state().unwrap(), plain.read_state().unwrap());
+    for ((a, b), s) in sa.iter().zip(&sb).zip(&fast.step().state) {
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst <= 1e-3,
+            "state '{}' after 30 steps: relative difference {worst}",
+            s.name
+        );
+        any_bit_differs |= bits(a) != bits(b);
+    }
+    assert!(
+        any_bit_differs,
+        "bit-identical trajectories: the default session did not run the lowered convolutions"
+    );
 }

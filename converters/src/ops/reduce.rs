@@ -14,6 +14,8 @@ pub const SPECS: &[OpSpec] = &[
         .grad(reduce_mean::GRAD)
         .global(),
     OpSpec::new("ReduceSum", infer_reduce, Affine::Yes),
+    // The train step's gradient-norm and BN-variance sums; shape only, no rule (nothing differentiates through it).
+    OpSpec::new("ReduceSumSquare", infer_reduce, Affine::No),
     OpSpec::new("ReduceMax", infer_reduce, Affine::No),
     OpSpec::new("ReduceMin", infer_reduce, Affine::No),
 ];

@@ -5,13 +5,15 @@
 //! - [`bn_insert`]: the reverse for training, identity BatchNormalization after each Conv;
 //! - [`batch_stats`]: BatchNormalization with batch statistics exposed, for re-estimating running statistics;
 //! - [`set_inputs`]: new weights, biases or statistics for nodes (what calibration writes);
-//! - [`extract`]: the part of a graph some values need, with those values as outputs.
+//! - [`extract`]: the part of a graph some values need, with those values as outputs;
+//! - [`nchwc`]: convolutions with live weights lowered to ONNX Runtime's blocked CPU kernels (train steps).
 
 pub mod batch_stats;
 pub mod bn_insert;
 pub mod extract;
 pub mod fold_bn;
 pub mod leaky_ensemble;
+pub mod nchwc;
 pub mod set_inputs;
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@ use super::batch_stats::batch_statistics;
 use super::bn_insert::{ChannelStats, insert_bn_after_convs};
 use super::extract::extract;
 use super::fold_bn::fold_bn;
+use super::nchwc::{DOMAIN, lower_convs};
 use super::set_inputs::{InputUpdate, set_inputs};
 use crate::ir::attr::NodeExt;
 use crate::ir::build::{Attr, GraphBuilder};
@@ -182,4 +183,55 @@ fn batch_statistics_replaces_bn_and_exposes_its_moments() {
         assert_eq!(means.len(), 2);
         assert_eq!(means[0].input.len(), if opset >= 18 { 2 } else { 1 });
     }
+}
+
+/// x [1, 16, 8, 8] → a: 16→16 3×3 (pads 1) → b: grouped 16→16 → c: 16→12 1×1 → y.
+fn three_convs() -> crate::ir::Model {
+    let mut b = GraphBuilder::new("g");
+    let x = b.input("x", DataType::Float, &[Some(1), Some(16), Some(8), Some(8)]);
+    let wa = b.init_f32("wa", &[16, 16, 3, 3], &[0.01; 16 * 16 * 9]);
+    let wb = b.init_f32("wb", &[16, 8, 1, 1], &[0.1; 16 * 8]);
+    let wc = b.init_f32("wc", &[12, 16, 1, 1], &[0.1; 12 * 16]);
+    let ya = b.op("Conv", "a", &[&x, &wa], vec![("pads", Attr::Ints(vec![1; 4]))]);
+    let yb = b.op("Conv", "b", &[&ya, &wb], vec![("group", Attr::Int(2))]);
+    let yc = b.op("Conv", "c", &[&yb, &wc], vec![]);
+    b.output(&yc, DataType::Float, &[Some(1), Some(12), Some(8), Some(8)]);
+    crate::ir::Model::new(crate::ir::build::model(b.finish(), "test"))
+}
+
+#[test]
+fn nchwc_lowers_ungrouped_convs_whose_channels_fill_whole_blocks() {
+    let mut m = three_convs();
+    let y = m.graph().output[0].name.clone().unwrap();
+    assert_eq!(
+        lower_convs(&mut m, 8).unwrap(),
+        1,
+        "only 'a': 'b' is grouped, 'c' has 12 outputs"
+    );
+    let g = m.graph();
+    let ops: Vec<(&str, &str)> = g.node.iter().map(|n| (n.domain_str(), n.op())).collect();
+    for op in ["ReorderInput", "Conv", "ReorderOutput"] {
+        assert_eq!(ops.iter().filter(|&&o| o == (DOMAIN, op)).count(), 1, "{op} in {ops:?}");
+    }
+    assert_eq!(
+        ops.iter().filter(|&&o| o == ("", "Conv")).count(),
+        2,
+        "b and c stay: {ops:?}"
+    );
+    let conv = g
+        .node
+        .iter()
+        .find(|n| n.domain_str() == DOMAIN && n.op() == "Conv")
+        .unwrap();
+    assert_eq!(conv.get_ints("kernel_shape").unwrap(), Some(vec![3, 3]));
+    assert_eq!(conv.get_ints("pads").unwrap(), Some(vec![1; 4]));
+    let out = g.node.iter().find(|n| n.op() == "ReorderOutput").unwrap();
+    assert_eq!(out.get_i("channels").unwrap(), Some(16));
+    assert_eq!(g.output[0].name.as_ref(), Some(&y), "graph output keeps its name");
+    assert!(m.proto.opset_import.iter().any(|o| o.domain.as_deref() == Some(DOMAIN)));
+    // 'c' has 12 = 3·4 outputs: a block of 4 takes it too; a block of 1 lowers nothing and adds no import.
+    assert_eq!(lower_convs(&mut three_convs(), 4).unwrap(), 2);
+    let mut untouched = three_convs();
+    assert_eq!(lower_convs(&mut untouched, 1).unwrap(), 0);
+    assert_eq!(untouched.proto.opset_import.len(), 1);
 }

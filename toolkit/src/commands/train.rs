@@ -66,11 +66,16 @@ pub struct BenchTrainArgs {
     pub threads: usize,
     #[arg(long, default_value_t = 10)]
     pub iters: usize,
-    /// dW formulation: auto (im2col + Gemm for ungrouped convs) or transposed (Conv over transposed tensors).
+    /// dW formulation: auto (im2col + one batched MatMul for ungrouped convs) or transposed (Conv over transposed
+    /// tensors).
     #[arg(long, default_value = "auto")]
     pub dw: String,
     #[arg(long, default_value = "cpu")]
     pub device: crate::runtime::Device,
+    /// Keep the train step's convolutions on ORT's plain CPU kernels (by default they run on its NCHWc kernels,
+    /// with the weights reordered in the graph): for before/after comparisons.
+    #[arg(long)]
+    pub plain_convs: bool,
     /// Also write the train-step graph here (ONNX; time or profile it alone with `ratio bench FILE --profile`).
     #[arg(long, value_name = "FILE")]
     pub emit_graph: Option<std::path::PathBuf>,
@@ -95,6 +100,7 @@ pub fn run_bench(args: BenchTrainArgs) -> Result<ExitCode> {
     let rt = crate::runtime::RuntimeConfig {
         device: args.device,
         intra_threads: Some(args.threads),
+        plain_convs: args.plain_convs,
         ..Default::default()
     };
     let r = crate::train::bench::bench_train_step(&model, args.batch, args.iters, &rt, dw, args.emit_graph.as_deref())?;

@@ -110,6 +110,9 @@ pub struct RuntimeConfig {
     /// Turn on ONNX Runtime's profiler; the JSON trace is written with this path as prefix when the session ends
     /// profiling ([`crate::runtime::Runner::end_profiling`]).
     pub profile: Option<PathBuf>,
+    /// Train steps keep their convolutions on ORT's plain CPU kernels instead of lowering them to the NCHWc ones
+    /// ([`crate::runtime::nchwc`]): for before/after comparisons (`bench-train --plain-convs`, `RATIO_NCHWC=0`).
+    pub plain_convs: bool,
 }
 
 impl RuntimeConfig {

@@ -13,6 +13,7 @@ mod binding;
 mod config;
 mod env;
 mod error;
+pub mod nchwc;
 mod outputs;
 mod profile;
 mod random;

@@ -64,9 +64,16 @@ pub fn open(step: TrainStep, config: &RuntimeConfig, residency: Residency) -> Re
     })
 }
 
-/// The session that runs a train-step graph.
+/// The session that runs a train-step graph. On the CPU EP its convolutions run on ORT's NCHWc kernels
+/// ([`crate::runtime::nchwc`]); the graph the step describes (and `--emit-graph` writes) stays standard ONNX.
 pub(crate) fn step_runner(step: &TrainStep, config: &RuntimeConfig) -> Result<Runner> {
-    let bytes = converters::Model::new(step.model.clone()).to_inline_bytes()?;
+    let mut model = converters::Model::new(step.model.clone());
+    if let Some(block) = crate::runtime::nchwc::block(config) {
+        let lowered = converters::passes::nchwc::lower_convs(&mut model, block)
+            .context("lowering the train step's convolutions")?;
+        crate::detail!("train step: {lowered} convolution(s) on ONNX Runtime's NCHWc kernels (block {block})");
+    }
+    let bytes = model.to_inline_bytes()?;
     Runner::from_bytes(&bytes, "<train-step>", config).context("loading the train-step graph")
 }
 

