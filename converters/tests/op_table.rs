@@ -61,6 +61,7 @@ fn every_op_has_a_gradient_decision_and_these_have_no_rule() {
             "ReduceMax",
             "ReduceMin",
             "ReduceSum",
+            "ReduceSumSquare",
             "Selu",
             "Softmax",
             "Softplus",
