@@ -311,15 +311,7 @@ pub fn record(o: &TrainOutcome, source: Option<&std::path::Path>) -> Result<Reco
                 weight_decay,
             },
         },
-        schedule: ScheduleSettings {
-            kind: format!("{:?}", sch.kind).to_lowercase(),
-            base_lr: sch.base_lr,
-            warmup_steps: sch.warmup_steps,
-            total_steps: sch.total_steps,
-            steps_per_epoch: sch.steps_per_epoch,
-            step_every_epochs: sch.step_every_epochs,
-            gamma: sch.gamma,
-        },
+        schedule: schedule_settings(sch),
         bn: id.bn.clone(),
         augment: AugmentSettings {
             crop_pad: id.augment.crop_pad,
@@ -443,4 +435,27 @@ pub fn report(o: &TrainOutcome, source: Option<&std::path::Path>, json: &OutputA
         o.last_checkpoint.display()
     )?;
     Ok(())
+}
+
+/// The record's copy of a schedule. Destructured whole, so a field added to [`Schedule`] without a place in the
+/// record breaks the build instead of going unrecorded.
+fn schedule_settings(sch: &crate::train::schedule::Schedule) -> ScheduleSettings {
+    let crate::train::schedule::Schedule {
+        kind,
+        base_lr,
+        warmup_steps,
+        total_steps,
+        steps_per_epoch,
+        step_every_epochs,
+        gamma,
+    } = *sch;
+    ScheduleSettings {
+        kind: format!("{kind:?}").to_lowercase(),
+        base_lr,
+        warmup_steps,
+        total_steps,
+        steps_per_epoch,
+        step_every_epochs,
+        gamma,
+    }
 }
