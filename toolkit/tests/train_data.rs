@@ -67,6 +67,12 @@ fn finetune_on_real_mnist_through_the_data_layer_keeps_the_known_answer() {
         converters::ir::model::sha256_file(&out.join("model.onnx")).unwrap()
     );
     assert_eq!(rec.provenance.ort_version.as_deref(), Some("1.31.1"));
+    // Which convolution kernels ran changes float summation order, so the record says (this process probes the
+    // same ORT library the binary did).
+    assert_eq!(
+        r.nchwc_block,
+        toolkit::runtime::nchwc::block(&toolkit::runtime::RuntimeConfig::cpu())
+    );
 
     let fp = Preset::load("mnist").unwrap().fingerprint();
     let train_ds = toolkit::data::open(

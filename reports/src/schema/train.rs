@@ -30,6 +30,10 @@ pub struct TrainBody {
     /// What the train-step builder changed so the export trains (static batch rewritten, tied tensors untied).
     #[serde(default)]
     pub adaptations: Vec<String>,
+    /// ONNX Runtime's NCHWc block the train step's convolutions ran on; absent: its plain kernels. It changes
+    /// float summation order, so a bit-exact rerun needs the same value.
+    #[serde(default)]
+    pub nchwc_block: Option<i64>,
     pub trainable_params: usize,
     pub threads: Option<usize>,
     pub epochs: Vec<EpochRecord>,

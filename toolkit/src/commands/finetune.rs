@@ -328,6 +328,7 @@ pub fn record(o: &TrainOutcome, source: Option<&std::path::Path>) -> Result<Reco
         residency: format!("{:?}", id.residency).to_lowercase(),
         train_acc_every: id.train_acc_every,
         adaptations: id.adaptations.clone(),
+        nchwc_block: id.nchwc_block,
         trainable_params: id.trainable_params,
         threads: id.threads,
         epochs: o

@@ -114,6 +114,9 @@ pub struct RunIdentity {
     /// What the train-step builder changed so the export trains (static batch rewritten, exporter-tied tensors
     /// untied), one line per kind; empty when the model trains as it is.
     pub adaptations: Vec<String>,
+    /// The NCHWc block the step's eligible convolutions run on ([`crate::runtime::nchwc`]); `None`: ORT's plain
+    /// kernels. It changes float summation order, so a bit-exact rerun needs the same value.
+    pub nchwc_block: Option<i64>,
     pub threads: Option<usize>,
     pub provenance: Provenance,
 }
@@ -238,6 +241,7 @@ impl Plan {
             train_acc_every: opts.train_acc_every,
             trainable_params: step.num_params(),
             adaptations: converters::autodiff::summarize(&step.adaptations),
+            nchwc_block: crate::runtime::nchwc::block(&opts.runtime),
             threads: opts.runtime.intra_threads,
             provenance: Provenance::collect(opts.runtime.device)?,
         };
